@@ -1,0 +1,42 @@
+/**
+ * `podman-tfork --tfork-help`: the reference of everything podman-tfork adds
+ * to podman. Generated from the command tables, so it cannot drift; a test
+ * checks that every TFORK_* variable the code reads is listed here.
+ */
+import type { Command } from './commands/command.js';
+
+export const ENV_VARS: { name: string; description: string }[] = [
+  { name: 'TFORK_ROOT', description: 'state directory: toolchain prefix, podman config, btrfs storage (default /var/lib/podman-tfork)' },
+  { name: 'TFORK_RUN_DIR', description: 'volatile state: podman runroot and libpod tmp dir (default /run/podman-tfork)' },
+  { name: 'TFORK_STORAGE_SIZE', description: 'size of the loop-file btrfs created by setup when the host has none (default 40G)' },
+  { name: 'TFORK_RUNTIME', description: 'OCI runtime for passed-through podman commands: crun (patched, default) or runc' },
+  { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr' },
+  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, restore:N, register, thaw, persist)' },
+];
+
+export const SYSCTLS: { name: string; description: string }[] = [
+  { name: 'vm.unprivileged_userfaultfd', description: 'read by `info` (CRIU uffd feature); lazy restores need userfaultfd, which root always has' },
+  { name: 'kernel.pid_max', description: 'clones restore the source\'s PIDs inside their own PID namespace; the host limit bounds how many processes all clones hold' },
+];
+
+export function renderHelp(commands: Command[]): string {
+  const out: string[] = [];
+  out.push('podman-tfork: podman with live clones of running containers', '');
+  out.push('Usage:', '  podman-tfork <podman command and flags>   run podman with the project configuration', '  podman-tfork <tfork command> [flags]', '');
+  out.push('tfork commands:');
+  for (const c of commands) {
+    out.push(`  ${c.usage}`, `      ${c.summary}`);
+    for (const f of c.flags) {
+      const arg = f.type === 'boolean' ? '' : f.bareValue !== undefined ? `[=${f.arg ?? 'VALUE'}]` : ` ${f.arg ?? 'VALUE'}`;
+      out.push(`      --${f.name}${arg}`.padEnd(40) + ` ${f.description}`);
+    }
+    out.push('');
+  }
+  out.push('Global:', '  --tfork-help                            this reference', '');
+  out.push('Environment variables:');
+  for (const e of ENV_VARS) out.push(`  ${e.name.padEnd(24)} ${e.description}`);
+  out.push('', 'Sysctls that matter:');
+  for (const s of SYSCTLS) out.push(`  ${s.name.padEnd(28)} ${s.description}`);
+  out.push('', 'Exit codes: 0 success, 125 podman-tfork or tool failure, 126 cannot run (not root), 127 tool not found;', 'passed-through podman commands exit with podman\'s own code.', '');
+  return out.join('\n');
+}

@@ -1,0 +1,145 @@
+/**
+ * What crashed clones can leave behind, found and removed: subvolumes no
+ * podman layer owns, staging snapshots of operations whose process is gone,
+ * empty cgroups of containers that no longer exist, and stale mounts of the
+ * project's scratch areas.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from '../drivers/layout.js';
+import { deleteSubvolume, isSubvolume } from '../drivers/btrfs.js';
+import { mounts } from '../drivers/host.js';
+import { umount } from '../drivers/mount.js';
+
+export interface CleanupItem {
+  kind: 'subvolume' | 'staging' | 'cgroup' | 'mount';
+  path: string;
+  reason: string;
+}
+
+export interface CleanupResult extends CleanupItem {
+  removed: boolean;
+  error?: string;
+}
+
+export const CGROUP_PARENT = 'libpod_parent';
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Layer ids podman's storage knows (btrfs driver: one subvolume per layer). */
+export function knownLayers(l: Layout): Set<string> | undefined {
+  const ids = new Set<string>();
+  const files = [path.join(l.graphroot, 'btrfs-layers', 'layers.json'), path.join(l.runroot, 'btrfs-layers', 'volatile-layers.json')];
+  if (!existsSync(files[0]!)) return undefined;
+  for (const f of files) {
+    if (!existsSync(f)) continue;
+    for (const layer of JSON.parse(readFileSync(f, 'utf8')) as { id: string }[]) ids.add(layer.id);
+  }
+  return ids;
+}
+
+/** An operation directory is live while the process named in its `owner` file runs. */
+export function opIsLive(dir: string): boolean {
+  try {
+    const pid = Number(readFileSync(path.join(dir, 'owner'), 'utf8').trim());
+    return pid > 0 && pidAlive(pid);
+  } catch {
+    // No owner file yet: an operation being created right now; leave it a minute.
+    return Date.now() - statSync(dir).mtimeMs < 60_000;
+  }
+}
+
+function cgroupDirs(): string[] {
+  const roots: string[] = [];
+  const base = '/sys/fs/cgroup';
+  if (existsSync(path.join(base, CGROUP_PARENT))) roots.push(path.join(base, CGROUP_PARENT));
+  for (const c of existsSync(base) ? readdirSync(base) : []) {
+    const p = path.join(base, c, CGROUP_PARENT);
+    if (existsSync(p)) roots.push(p);
+  }
+  return roots;
+}
+
+function cgroupEmpty(dir: string): boolean {
+  for (const f of ['cgroup.procs', 'tasks']) {
+    try {
+      if (readFileSync(path.join(dir, f), 'utf8').trim()) return false;
+    } catch {
+      /* not in this hierarchy */
+    }
+  }
+  return readdirSync(dir, { withFileTypes: true }).every((d) => !d.isDirectory() || cgroupEmpty(path.join(dir, d.name)));
+}
+
+export async function planCleanup(l: Layout, liveContainerIds: Set<string>): Promise<CleanupItem[]> {
+  const items: CleanupItem[] = [];
+  const layers = knownLayers(l);
+  const subvolDir = path.join(l.graphroot, 'btrfs', 'subvolumes');
+  if (layers && existsSync(subvolDir)) {
+    for (const id of readdirSync(subvolDir)) {
+      if (!layers.has(id) && (await isSubvolume(path.join(subvolDir, id)))) {
+        items.push({ kind: 'subvolume', path: path.join(subvolDir, id), reason: 'no podman layer owns it' });
+      }
+    }
+  }
+  if (existsSync(l.staging)) {
+    for (const op of readdirSync(l.staging)) {
+      const dir = path.join(l.staging, op);
+      if (!opIsLive(dir)) items.push({ kind: 'staging', path: dir, reason: 'the clone operation that made it is gone' });
+    }
+  }
+  for (const root of cgroupDirs()) {
+    for (const name of readdirSync(root)) {
+      const m = /^libpod-(?:conmon-)?([0-9a-f]{64})$/.exec(name);
+      const dir = path.join(root, name);
+      if (m && !liveContainerIds.has(m[1]!) && statSync(dir).isDirectory() && cgroupEmpty(dir)) {
+        items.push({ kind: 'cgroup', path: dir, reason: 'empty, and its container is gone' });
+      }
+    }
+  }
+  for (const m of mounts()) {
+    if (m.target.startsWith(`${l.staging}/`)) {
+      const op = m.target.slice(l.staging.length + 1).split('/')[0]!;
+      if (!opIsLive(path.join(l.staging, op))) items.push({ kind: 'mount', path: m.target, reason: 'scratch mount of a finished clone operation' });
+    }
+  }
+  // Unmount first, then delete deepest paths first.
+  const order = { mount: 0, cgroup: 1, staging: 2, subvolume: 3 };
+  return items.sort((a, b) => order[a.kind] - order[b.kind] || b.path.length - a.path.length);
+}
+
+async function removeStaging(dir: string): Promise<void> {
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const p = path.join(dir, name);
+    if (await isSubvolume(p)) await deleteSubvolume(p);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function rmCgroupTree(dir: string): void {
+  for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) rmCgroupTree(path.join(dir, d.name));
+  rmdirSync(dir);
+}
+
+export async function executeCleanup(items: CleanupItem[]): Promise<CleanupResult[]> {
+  const out: CleanupResult[] = [];
+  for (const it of items) {
+    try {
+      if (it.kind === 'mount') await umount(it.path, { lazy: true });
+      else if (it.kind === 'cgroup') rmCgroupTree(it.path);
+      else if (it.kind === 'staging') await removeStaging(it.path);
+      else await deleteSubvolume(it.path);
+      out.push({ ...it, removed: true });
+    } catch (err) {
+      out.push({ ...it, removed: false, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return out;
+}

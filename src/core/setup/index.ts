@@ -1,0 +1,116 @@
+/**
+ * `podman-tfork setup`: everything podman-tfork stands on, installed and
+ * built from Debian's packages and source archive, idempotently. A second
+ * run on a set-up machine skips every step whose inputs did not change.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from '../../drivers/layout.js';
+import { aptInstall, aptUpdate, missingPackages } from '../../drivers/apt.js';
+import { hostRlimits, isRoot } from '../../drivers/host.js';
+import { Podman } from '../../drivers/podman.js';
+import { TforkError } from '../../errors.js';
+import { containersConf, storageConf } from '../podman-config.js';
+import { buildImage, imageDefs } from './images.js';
+import { runSteps, type Step, type StepEvent, type StepReport } from './steps.js';
+import { ensureStorage } from './storage.js';
+import { buildComponent, componentStamp, CRIU, CRUN, installedBinary, PACKAGES } from './toolchain.js';
+import { hookConfigs } from './hooks.js';
+
+export interface SetupOptions {
+  layout: Layout;
+  /** Size of the loop-file btrfs when one has to be created (default 40G). */
+  storageSize?: string;
+  /** Skip building the reference images. */
+  skipImages?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Write a file only when its content changes; returns true when it wrote. */
+export function writeIfChanged(file: string, content: string): boolean {
+  if (existsSync(file) && readFileSync(file, 'utf8') === content) return false;
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content);
+  return true;
+}
+
+export function setupSteps(o: SetupOptions): Step[] {
+  const l = o.layout;
+  const steps: Step[] = [
+    {
+      id: 'packages',
+      title: 'Debian packages',
+      async run(ctx) {
+        const missing = await missingPackages(PACKAGES);
+        if (missing.length === 0) return { skipped: true, note: `${PACKAGES.length} installed` };
+        ctx.detail(`installing ${missing.join(' ')}`);
+        const opts = { onLine: ctx.onLine, signal: ctx.signal };
+        await aptUpdate(opts);
+        await aptInstall(missing, opts);
+        return { note: `installed ${missing.length}` };
+      },
+    },
+    {
+      id: 'criu',
+      title: `CRIU ${CRIU.version} (patched)`,
+      async run(ctx) {
+        return (await buildComponent(ctx, CRIU)) ? { note: installedBinary(l, CRIU) } : { skipped: true, note: 'up to date' };
+      },
+    },
+    {
+      id: 'crun',
+      title: `crun ${CRUN.version} (patched, with libcriu)`,
+      async run(ctx) {
+        const built = await buildComponent(ctx, CRUN, [componentStamp(l, CRIU)]);
+        return built ? { note: installedBinary(l, CRUN) } : { skipped: true, note: 'up to date' };
+      },
+    },
+    {
+      id: 'storage',
+      title: 'btrfs storage',
+      async run() {
+        const r = await ensureStorage(l, { create: true, size: o.storageSize });
+        return r === 'ready' ? { skipped: true, note: l.graphroot } : { note: `${r} ${l.graphroot}` };
+      },
+    },
+    {
+      id: 'config',
+      title: 'podman configuration',
+      async run() {
+        let changed = writeIfChanged(
+          l.containersConf,
+          containersConf({
+            layout: l,
+            runtimes: { crun: installedBinary(l, CRUN), runc: '/usr/bin/runc' },
+            defaultRuntime: 'crun',
+            rlimits: hostRlimits(),
+          }),
+        );
+        changed = writeIfChanged(l.storageConf, storageConf({ layout: l })) || changed;
+        const hooks = hookConfigs(l);
+        mkdirSync(l.hooksDir, { recursive: true });
+        for (const f of readdirSync(l.hooksDir)) if (!(f in hooks)) rmSync(path.join(l.hooksDir, f));
+        for (const [f, text] of Object.entries(hooks)) changed = writeIfChanged(path.join(l.hooksDir, f), text) || changed;
+        return changed ? { note: l.etc } : { skipped: true, note: 'unchanged' };
+      },
+    },
+  ];
+  if (!o.skipImages) {
+    steps.push({
+      id: 'images',
+      title: 'reference images',
+      async run(ctx) {
+        const podman = new Podman(l);
+        const built: string[] = [];
+        for (const d of imageDefs(l)) if (await buildImage(ctx, podman, d)) built.push(d.name);
+        return built.length ? { note: `built ${built.join(', ')}` } : { skipped: true, note: 'up to date' };
+      },
+    });
+  }
+  return steps;
+}
+
+export async function runSetup(o: SetupOptions, emit: (e: StepEvent) => void): Promise<StepReport[]> {
+  if (!isRoot()) throw new TforkError('E_NOT_ROOT', 'podman-tfork setup must run as root', { suggestions: ['run it with sudo'] });
+  return runSteps(setupSteps(o), { layout: o.layout, signal: o.signal }, emit);
+}

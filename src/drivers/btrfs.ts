@@ -1,0 +1,35 @@
+/** btrfs: filesystem creation, subvolumes and snapshots (btrfs-progs). */
+import { run, type RunOptions } from './exec.js';
+
+const BTRFS = '/usr/bin/btrfs';
+
+export async function mkfs(file: string, opts: RunOptions = {}): Promise<void> {
+  await run('/usr/sbin/mkfs.btrfs', ['-q', '-f', file], opts);
+}
+
+/** Writable (or read-only) snapshot of a subvolume; milliseconds on any size. */
+export async function snapshot(src: string, dest: string, opts: RunOptions & { readonly?: boolean } = {}): Promise<void> {
+  await run(BTRFS, ['subvolume', 'snapshot', ...(opts.readonly ? ['-r'] : []), src, dest], opts);
+}
+
+export async function deleteSubvolume(p: string, opts: RunOptions = {}): Promise<void> {
+  await run(BTRFS, ['subvolume', 'delete', p], opts);
+}
+
+export async function isSubvolume(p: string, opts: RunOptions = {}): Promise<boolean> {
+  const r = await run(BTRFS, ['subvolume', 'show', p], { ...opts, reject: false });
+  return r.exitCode === 0;
+}
+
+/** Paths (relative to the filesystem top) of every subvolume under `mount`. */
+export async function listSubvolumes(mount: string, opts: RunOptions = {}): Promise<string[]> {
+  const r = await run(BTRFS, ['subvolume', 'list', '-o', mount], opts).catch(() => run(BTRFS, ['subvolume', 'list', mount], opts));
+  return parseSubvolumeList(r.stdout);
+}
+
+export function parseSubvolumeList(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => /\bpath (.+)$/.exec(l)?.[1])
+    .filter((p): p is string => !!p);
+}

@@ -1,0 +1,102 @@
+/** Facts about the host read from /proc and /sys (no subprocesses). */
+import { readFileSync, statfsSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import type { Rlimit } from '../core/podman-config.js';
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export function kernelRelease(): string {
+  return os.release();
+}
+
+/** Parse /proc/<pid>/limits into soft/hard pairs by resource name. */
+export function parseLimits(text: string): Record<string, Rlimit> {
+  const out: Record<string, Rlimit> = {};
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const num = (s: string) => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
+    out[m[1]!] = { soft: num(m[2]!), hard: num(m[3]!) };
+  }
+  return out;
+}
+
+export function hostRlimits(): { nofile: Rlimit; nproc: Rlimit } {
+  const l = parseLimits(readFileSync('/proc/self/limits', 'utf8'));
+  return {
+    nofile: l['Max open files'] ?? { soft: 1024, hard: 1024 },
+    nproc: l['Max processes'] ?? { soft: 4096, hard: 4096 },
+  };
+}
+
+const FS_MAGIC: Record<number, string> = {
+  0x9123683e: 'btrfs',
+  0xef53: 'ext4',
+  0x01021994: 'tmpfs',
+  0x794c7630: 'overlay',
+  0x58465342: 'xfs',
+  0x63677270: 'cgroup2',
+  0x27e0eb: 'cgroup',
+  0x65735546: 'fuse',
+};
+
+export function fsType(p: string): string {
+  const t = statfsSync(p).type;
+  return FS_MAGIC[t] ?? `0x${t.toString(16)}`;
+}
+
+export type CgroupMode = 'unified' | 'hybrid' | 'legacy';
+
+export function cgroupMode(): CgroupMode {
+  const root = fsType('/sys/fs/cgroup');
+  if (root === 'cgroup2') return 'unified';
+  return existsSync('/sys/fs/cgroup/unified') && fsType('/sys/fs/cgroup/unified') === 'cgroup2' ? 'hybrid' : 'legacy';
+}
+
+export interface MountEntry {
+  source: string;
+  target: string;
+  fstype: string;
+  options: string;
+}
+
+export function parseMountinfo(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const l = left.split(' ');
+    const r = right.split(' ');
+    const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    out.push({ target: unescape(l[4] ?? ''), fstype: r[0] ?? '', source: unescape(r[1] ?? ''), options: l[5] ?? '' });
+  }
+  return out;
+}
+
+export function mounts(): MountEntry[] {
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+}
+
+export function isMountPoint(p: string): boolean {
+  return mounts().some((m) => m.target === p);
+}
+
+export function hasKernelConfig(): boolean {
+  return existsSync('/proc/config.gz') || existsSync(`/boot/config-${kernelRelease()}`);
+}
+
+/** Loadable modules are possible only when /proc/modules exists. */
+export function modulesSupported(): boolean {
+  return existsSync('/proc/modules');
+}
+
+export function loadedModules(): string[] {
+  try {
+    return readFileSync('/proc/modules', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[0]!);
+  } catch {
+    return [];
+  }
+}

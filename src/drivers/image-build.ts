@@ -1,0 +1,45 @@
+/** Building a root filesystem from Debian packages and importing it into podman. */
+import { copyFileSync, chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { run, type RunOptions } from './exec.js';
+import type { Podman } from './podman.js';
+
+export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+
+export async function debootstrap(dir: string, o: { suite: string; variant: string; packages: string[] }, opts: RunOptions = {}): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.dirname(dir), { recursive: true });
+  await run(
+    '/usr/sbin/debootstrap',
+    [`--variant=${o.variant}`, ...(o.packages.length ? [`--include=${o.packages.join(',')}`] : []), o.suite, dir, DEBIAN_MIRROR],
+    { timeoutMs: 30 * 60_000, ...opts },
+  );
+  // Keep images small: package lists and caches are of no use inside.
+  await run('/usr/sbin/chroot', [dir, 'apt-get', 'clean'], opts);
+  rmSync(path.join(dir, 'var/lib/apt/lists'), { recursive: true, force: true });
+  mkdirSync(path.join(dir, 'var/lib/apt/lists/partial'), { recursive: true });
+}
+
+/** A root filesystem holding only a static busybox and its applet links. */
+export async function busyboxRootfs(dir: string, opts: RunOptions = {}): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var/tmp']) mkdirSync(path.join(dir, d), { recursive: true });
+  copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
+  chmodSync(path.join(dir, 'bin/busybox'), 0o755);
+  const applets = (await run('/bin/busybox', ['--list'], opts)).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  for (const a of applets) symlinkSync('busybox', path.join(dir, 'bin', a));
+  chmodSync(path.join(dir, 'tmp'), 0o1777);
+  writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+}
+
+/** `tar | podman import` with the image's config changes (CMD, ENV, EXPOSE). */
+export async function importRootfs(podman: Podman, dir: string, ref: string, changes: string[], opts: RunOptions = {}): Promise<void> {
+  const tarFile = `${dir}.tar`;
+  await run('/bin/tar', ['--numeric-owner', '-C', dir, '-cf', tarFile, '.'], opts);
+  try {
+    await podman.run(['import', ...changes.flatMap((c) => ['--change', c]), tarFile, ref], { timeoutMs: 20 * 60_000, ...opts });
+  } finally {
+    rmSync(tarFile, { force: true });
+  }
+}

@@ -1,0 +1,6 @@
+/** podman-tfork's library entry: an explicit list of what it exports. */
+export { TforkError, type ErrorCode } from './errors.js';
+export { probe, type Capabilities } from './core/probe.js';
+export { runSetup, type SetupOptions } from './core/setup/index.js';
+export { layout, type Layout } from './drivers/layout.js';
+export { Podman } from './drivers/podman.js';
