@@ -3,6 +3,8 @@
 # manager, a terminal and a VNC server. It stays in the foreground while the
 # X server lives, so the container runs as long as the desktop does.
 set -u
+# PID 1 ignores signals it has no handler for: stop the session on TERM/INT.
+trap 'trap - TERM INT; kill -TERM 0 2>/dev/null; exit 0' TERM INT
 export DISPLAY="${DISPLAY:-:0}"
 GEOMETRY="${TFORK_DESKTOP_GEOMETRY:-1024x768x24}"
 

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync
 import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { aptInstall, aptUpdate, missingPackages } from '../../drivers/apt.js';
-import { hostRlimits, isRoot } from '../../drivers/host.js';
+import { isRoot } from '../../drivers/host.js';
 import { Podman } from '../../drivers/podman.js';
 import { TforkError } from '../../errors.js';
 import { containersConf, storageConf } from '../podman-config.js';
@@ -16,6 +16,8 @@ import { runSteps, type Step, type StepEvent, type StepReport } from './steps.js
 import { ensureStorage } from './storage.js';
 import { buildComponent, componentStamp, CRIU, CRUN, installedBinary, PACKAGES } from './toolchain.js';
 import { hookConfigs } from './hooks.js';
+import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from './rlimits.js';
+import { imageRef } from './images.js';
 
 export interface SetupOptions {
   layout: Layout;
@@ -32,6 +34,22 @@ export function writeIfChanged(file: string, content: string): boolean {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, content);
   return true;
+}
+
+function describe(g: GrantedRlimits): string {
+  return `nofile=${g.nofile.hard} nproc=${g.nproc.hard}`;
+}
+
+function writeContainersConf(l: Layout): boolean {
+  return writeIfChanged(
+    l.containersConf,
+    containersConf({
+      layout: l,
+      runtimes: { crun: installedBinary(l, CRUN), runc: '/usr/bin/runc' },
+      defaultRuntime: 'crun',
+      rlimits: cachedRlimits(l),
+    }),
+  );
 }
 
 export function setupSteps(o: SetupOptions): Step[] {
@@ -77,15 +95,7 @@ export function setupSteps(o: SetupOptions): Step[] {
       id: 'config',
       title: 'podman configuration',
       async run() {
-        let changed = writeIfChanged(
-          l.containersConf,
-          containersConf({
-            layout: l,
-            runtimes: { crun: installedBinary(l, CRUN), runc: '/usr/bin/runc' },
-            defaultRuntime: 'crun',
-            rlimits: hostRlimits(),
-          }),
-        );
+        let changed = writeContainersConf(l);
         changed = writeIfChanged(l.storageConf, storageConf({ layout: l })) || changed;
         const hooks = hookConfigs(l);
         mkdirSync(l.hooksDir, { recursive: true });
@@ -104,6 +114,16 @@ export function setupSteps(o: SetupOptions): Step[] {
         const built: string[] = [];
         for (const d of imageDefs(l)) if (await buildImage(ctx, podman, d)) built.push(d.name);
         return built.length ? { note: `built ${built.join(', ')}` } : { skipped: true, note: 'up to date' };
+      },
+    });
+    steps.push({
+      id: 'rlimits',
+      title: 'container rlimits this host grants',
+      async run() {
+        if (rlimitsProbed(l)) return { skipped: true, note: describe(cachedRlimits(l)) };
+        const g = await probeRlimits(l, new Podman(l), imageRef('tiny'));
+        writeContainersConf(l);
+        return { note: describe(g) };
       },
     });
   }

@@ -1,0 +1,94 @@
+/**
+ * Test helpers: the same capability probe the commands use, gates that say
+ * why a suite skips, a label on everything tests create and a sweep of it.
+ */
+import { probe, type Capabilities } from '../../src/core/probe.js';
+import { layout } from '../../src/drivers/layout.js';
+import { Podman } from '../../src/drivers/podman.js';
+import { run } from '../../src/drivers/exec.js';
+import path from 'node:path';
+
+export const TEST_LABEL = 'io.podman-tfork.test=1';
+export const CLI = path.resolve(import.meta.dirname, '../../bin/podman-tfork.js');
+
+let cached: Capabilities | undefined;
+export async function caps(): Promise<Capabilities> {
+  cached ??= await probe(layout());
+  return cached;
+}
+
+/** Returns the reason a suite must skip (and prints it), or undefined. */
+export function gate(suite: string, checks: [boolean, string][]): string | undefined {
+  const failed = checks.filter(([ok]) => !ok).map(([, why]) => why);
+  if (!failed.length) return undefined;
+  const reason = failed.join('; ');
+  console.warn(`SKIP ${suite}: ${reason}`);
+  return reason;
+}
+
+export async function engineGate(suite: string): Promise<string | undefined> {
+  const c = await caps();
+  return gate(suite, [
+    [c.root, 'not root'],
+    [!!c.podman, 'podman missing (run podman-tfork setup)'],
+    [!!c.criu?.check.ok, 'patched CRIU missing or `criu check` fails'],
+    [!!c.crun?.criu, 'patched crun with CRIU support missing'],
+    [c.setupDone, 'podman-tfork setup has not run'],
+    [c.storage.fs === 'btrfs', 'graphroot is not btrfs'],
+  ]);
+}
+
+export function podman(): Podman {
+  return new Podman(layout());
+}
+
+/** Run the built CLI as a user would. */
+export async function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
+  return run(process.execPath, [CLI, ...args], { reject: false, timeoutMs: 600_000, ...opts });
+}
+
+export function uniqueName(prefix: string): string {
+  return `tfork-test-${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** Start a labelled container; returns its name. */
+export async function startContainer(image: string, args: string[] = [], o: { name?: string; runtime?: string; extra?: string[] } = {}): Promise<string> {
+  const name = o.name ?? uniqueName(image.split('/').pop()!);
+  await podman().run([...(o.runtime ? ['--runtime', o.runtime] : []), 'run', '-d', '--label', TEST_LABEL, '--name', name, ...(o.extra ?? []), image, ...args]);
+  return name;
+}
+
+export async function sweep(): Promise<void> {
+  await podman().run(['rm', '-f', '-t', '0', '--filter', `label=${TEST_LABEL}`], { reject: false });
+}
+
+export async function exec(name: string, argv: string[], o: { binary?: boolean; runtime?: string } = {}) {
+  return podman().run([...(o.runtime ? ['--runtime', o.runtime] : []), 'exec', name, ...argv], { binary: o.binary });
+}
+
+/** Wait until a command in the container succeeds. */
+export async function waitFor(name: string, argv: string[], timeoutMs = 30_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await podman().run(['exec', name, ...argv], { reject: false });
+    if (r.exitCode === 0) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${argv.join(' ')} in ${name}: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+/** Raw RGB screenshot of the container's X display, taken inside it. */
+export async function screenshot(name: string): Promise<Buffer> {
+  const r = await exec(name, ['import', '-window', 'root', '-depth', '8', 'rgb:-'], { binary: true });
+  return r.stdoutBuffer!;
+}
+
+/** Fraction of pixels that differ between two same-size RGB screenshots. */
+export function pixelDiff(a: Buffer, b: Buffer): number {
+  if (a.length !== b.length) return 1;
+  let diff = 0;
+  for (let i = 0; i < a.length; i += 3) if (a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]) diff++;
+  return diff / (a.length / 3);
+}
+
+export { run };

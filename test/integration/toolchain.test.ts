@@ -1,0 +1,95 @@
+/**
+ * The patched toolchain on this kernel, through the wrapper, with real
+ * podman, crun, runc, CRIU and btrfs.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { caps, cli, engineGate, exec, gate, pixelDiff, podman, screenshot, startContainer, sweep, waitFor, uniqueName, TEST_LABEL } from '../helpers/host.js';
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const skip = await engineGate('toolchain');
+const c = await caps();
+
+describe.skipIf(skip)('patched toolchain', () => {
+  afterAll(sweep);
+
+  it('the patched CRIU passes `criu check` and reports its features', async () => {
+    const r = await cli(['info', '--format', 'json']);
+    expect(r.exitCode).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.tfork.criu.version).toBe('4.1.1');
+    expect(info.tfork.criu.check.ok).toBe(true);
+    expect(info.tfork.criu.features).toHaveProperty('clone3_set_tid');
+    expect(info.tfork.crun.criu).toBe(true);
+    expect(info.tfork.storage.fs).toBe('btrfs');
+    expect(info.podman.store.graphDriverName).toBe('btrfs');
+    expect(info.tfork.tier.level).toBeGreaterThanOrEqual(1);
+  });
+
+  it('the second setup run rebuilds nothing', async () => {
+    const r = await cli(['setup', '--format', 'json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const steps = JSON.parse(r.stdout).steps as { step: string; result: string }[];
+    expect(steps.map((s) => s.step)).toEqual(expect.arrayContaining(['packages', 'criu', 'crun', 'storage', 'config', 'images']));
+    for (const s of steps) expect(s.result, `step ${s.step}`).toBe('skipped');
+  });
+
+  it('runs the tiny image through the wrapper, keeping stdout and the exit code', async () => {
+    const r = await cli(['run', '--rm', '--label', TEST_LABEL, 'localhost/tfork/tiny', 'sh', '-c', 'echo hello from tiny; exit 3']);
+    expect(r.stdout).toContain('hello from tiny');
+    expect(r.exitCode).toBe(3);
+  });
+
+  for (const runtime of ['crun', 'runc'] as const) {
+    const why = gate(`checkpoint/restore with ${runtime}`, [[runtime === 'crun' || !!c.runc, 'runc is not installed']]);
+    it.skipIf(why)(`stock checkpoint --leave-running --export + restore --import clones a running desktop (${runtime})`, async () => {
+      const src = await startContainer('localhost/tfork/desktop', [], { runtime });
+      await waitFor(src, ['sh', '-c', 'xdpyinfo >/dev/null && xwininfo -root -tree | grep -q tfork-xterm && ss -ltn 2>/dev/null | grep -q 5900 || (cat /proc/net/tcp | grep -q ":170C ")']);
+      const archive = path.join(os.tmpdir(), `${uniqueName('ckpt')}.tar`);
+      const restored = uniqueName('restored');
+      try {
+        const ck = await podman().run(['--runtime', runtime, 'container', 'checkpoint', '--leave-running', '--export', archive, src], { reject: false });
+        expect(ck.exitCode, ck.stderr).toBe(0);
+        const rs = await podman().run(['--runtime', runtime, 'container', 'restore', '--import', archive, '--name', restored], { reject: false });
+        expect(rs.exitCode, rs.stderr).toBe(0);
+        const ps = await podman().run(['inspect', '--format', '{{.State.Status}}', src, restored]);
+        expect(ps.stdout.trim().split('\n')).toEqual(['running', 'running']);
+        // The VNC server came back listening (port 5900 = 0x170C).
+        expect((await exec(restored, ['cat', '/proc/net/tcp'])).stdout).toMatch(/:170C 00000000:0000 0A/);
+        const [a, b] = [await screenshot(src), await screenshot(restored)];
+        expect(a.length).toBe(1024 * 768 * 3);
+        expect(pixelDiff(a, b)).toBeLessThan(0.001);
+        const wins = (n: string) => exec(n, ['sh', '-c', 'xwininfo -root -tree | grep -o "\\"tfork-xterm\\"" | sort -u']);
+        expect((await wins(restored)).stdout).toBe((await wins(src)).stdout);
+      } finally {
+        rmSync(archive, { force: true });
+        await podman().run(['rm', '-f', '-t', '0', src, restored], { reject: false });
+      }
+    });
+  }
+});
+
+describe('wrapper errors', () => {
+  it('rejects an unknown tfork flag with exit code 125', async () => {
+    const r = await cli(['ps', '--tfork-bogus']);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toContain('unknown tfork flag: --tfork-bogus');
+  });
+  it('rejects an unknown flag of a tfork command', async () => {
+    const r = await cli(['cleanup', '--force']);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toContain('unknown flag: --force');
+  });
+  it('says setup has not run when the project root is empty', async () => {
+    const r = await cli(['ps'], { env: { TFORK_ROOT: path.join(os.tmpdir(), uniqueName('empty-root')) } });
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/not set up.*\n.*podman-tfork setup/);
+  });
+  it('prints --tfork-help', async () => {
+    const r = await cli(['--tfork-help']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('podman-tfork setup');
+    expect(r.stdout).toContain('TFORK_ROOT');
+  });
+});
