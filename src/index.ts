@@ -4,3 +4,5 @@ export { probe, type Capabilities } from './core/probe.js';
 export { runSetup, type SetupOptions } from './core/setup/index.js';
 export { layout, type Layout } from './drivers/layout.js';
 export { Podman } from './drivers/podman.js';
+export { cloneLive, type CloneReport, type CopyReport } from './core/clone/engine.js';
+export { type CloneOptions, type CloneEvent, type ClonePhase } from './core/clone/plan.js';

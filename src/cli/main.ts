@@ -17,8 +17,9 @@ import type { Command } from './commands/command.js';
 import { setupCommand } from './commands/setup.js';
 import { infoCommand } from './commands/info.js';
 import { cleanupCommand } from './commands/cleanup.js';
+import { cloneCommand } from './commands/clone.js';
 
-export const COMMANDS: Command[] = [setupCommand, infoCommand, cleanupCommand];
+export const COMMANDS: Command[] = [setupCommand, infoCommand, cleanupCommand, cloneCommand];
 
 /** podman global flags that take a value (so the command word can be found after them). */
 const GLOBAL_VALUE_FLAGS = new Set([

@@ -1,0 +1,82 @@
+/**
+ * Container-level podman operations the clone engine needs, translated into
+ * the project's own types (core/ never sees podman's JSON shapes).
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Podman } from './podman.js';
+import type { RunOptions } from './exec.js';
+import { TforkError } from '../errors.js';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: string;
+  paused: boolean;
+  pid: number;
+  image: string;
+  graphDriver: string;
+  /** The container's userdata (OCI bundle) directory. */
+  bundle: string;
+  /** Host path of its root filesystem (a btrfs subvolume with the btrfs driver). */
+  rootfs: string;
+  publishedPorts: string[];
+  labels: Record<string, string>;
+}
+
+interface RawInspect {
+  Id: string;
+  Name: string;
+  State: { Status: string; Paused: boolean; Pid: number };
+  ImageName: string;
+  GraphDriver: { Name: string };
+  StaticDir: string;
+  OCIConfigPath?: string;
+  HostConfig?: { PortBindings?: Record<string, { HostPort: string }[] | null> };
+  Config?: { Labels?: Record<string, string> | null };
+}
+
+function rootfsOf(bundle: string): string {
+  const cfg = path.join(bundle, 'config.json');
+  if (!existsSync(cfg)) return '';
+  return (JSON.parse(readFileSync(cfg, 'utf8')) as { root?: { path?: string } }).root?.path ?? '';
+}
+
+export async function inspectContainers(podman: Podman, names: string[], opts: RunOptions = {}): Promise<ContainerInfo[]> {
+  const raw = await podman.json<RawInspect[]>(['container', 'inspect', ...names], opts);
+  return raw.map((r) => ({
+    id: r.Id,
+    name: r.Name,
+    state: r.State.Status,
+    paused: r.State.Paused,
+    pid: r.State.Pid,
+    image: r.ImageName,
+    graphDriver: r.GraphDriver.Name,
+    bundle: r.StaticDir,
+    rootfs: rootfsOf(r.StaticDir),
+    publishedPorts: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([p, b]) => (b ?? []).map((x) => `${x.HostPort}->${p}`)),
+    labels: r.Config?.Labels ?? {},
+  }));
+}
+
+export async function inspectContainer(podman: Podman, name: string, opts: RunOptions = {}): Promise<ContainerInfo> {
+  const r = await podman.run(['container', 'inspect', name], { ...opts, reject: false });
+  if (r.exitCode !== 0) throw new TforkError('E_NOT_FOUND', `no such container: ${name}`);
+  return (await inspectContainers(podman, [name], opts))[0]!;
+}
+
+/** The storage layer (btrfs subvolume id) of a container, from containers/storage's own record. */
+export function storageLayer(graphroot: string, containerId: string): string {
+  const file = path.join(graphroot, 'btrfs-containers', 'containers.json');
+  const list = JSON.parse(readFileSync(file, 'utf8')) as { id: string; layer: string }[];
+  const c = list.find((x) => x.id === containerId);
+  if (!c) throw new TforkError('E_NOT_FOUND', `container ${containerId} has no storage record in ${file}`);
+  return c.layer;
+}
+
+/** Which of the names are taken by existing containers. */
+export async function takenNames(podman: Podman, names: string[], opts: RunOptions = {}): Promise<string[]> {
+  const r = await podman.run(['ps', '-a', '--format', '{{.Names}}'], opts);
+  const all = new Set(r.stdout.split('\n').map((s) => s.trim()));
+  return names.filter((n) => all.has(n));
+}
