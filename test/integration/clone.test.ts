@@ -1,0 +1,166 @@
+/**
+ * Live clones with real podman, crun, CRIU and btrfs: what a user observes.
+ */
+import { readdirSync, existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
+import { layout } from '../../src/drivers/layout.js';
+import { isFrozen } from '../../src/drivers/freezer.js';
+import { listSubvolumes } from '../../src/drivers/btrfs.js';
+
+const skip = await engineGate('live clone');
+const l = layout();
+const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+
+async function count(name: string): Promise<number> {
+  return Number((await exec(name, ['cat', '/tmp/count'])).stdout.trim());
+}
+const subvolumes = async () => (await listSubvolumes(l.graphroot)).length;
+const idOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
+const stateOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function clone(args: string[]) {
+  return cli(['container', 'clone', '--live', '--format', 'json', ...args]);
+}
+/** Clones are labelled for the sweep through their names; remove them explicitly. */
+async function rm(...names: string[]) {
+  await podman().run(['rm', '-f', '-t', '0', ...names], { reject: false });
+}
+
+describe.skipIf(skip)('container clone --live (W1 counter)', () => {
+  let src = '';
+  let baseline = 0;
+  beforeAll(async () => {
+    src = await startContainer('localhost/tfork/tiny', COUNTER);
+    await waitFor(src, ['test', '-s', '/tmp/count']);
+    await sleep(500);
+  });
+  afterAll(sweep);
+
+  it('makes N running copies that continue from the source instant, with the same PIDs and isolated files', async () => {
+    baseline = await subvolumes();
+    const srcPid = (await podman().run(['inspect', '-f', '{{.State.Pid}}', src])).stdout.trim();
+    const before = await count(src);
+    const r = await clone(['--copies=3', '--name', `${src}-c`, src]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const names: string[] = report.copies.map((c: { name: string }) => c.name);
+    expect(names).toEqual([`${src}-c-0`, `${src}-c-1`, `${src}-c-2`]);
+    expect(report.copies.every((c: { state: string }) => c.state === 'running')).toBe(true);
+    expect(report.timings.frozenMs).toBeGreaterThan(0);
+    try {
+      for (const n of names) expect(await stateOf(n)).toBe('running');
+      // Continuity: the shell variable went on from the source's value, not from zero.
+      const first = await Promise.all(names.map(count));
+      for (const v of first) expect(v).toBeGreaterThanOrEqual(before);
+      await sleep(600);
+      const later = await Promise.all(names.map(count));
+      later.forEach((v, i) => expect(v).toBeGreaterThan(first[i]!));
+      // Same process tree, same PIDs inside.
+      const tree = async (n: string) => (await exec(n, ['ps', '-o', 'pid,args'])).stdout.split('\n').filter((x) => x.includes('while true')).join('\n');
+      expect(await tree(names[0]!)).toBe(await tree(src));
+      expect((await tree(names[0]!)).trim()).toMatch(/^1 /);
+      // Files: what the source wrote before is everywhere; later writes stay where they were made.
+      for (const n of names) expect((await exec(n, ['cat', '/tmp/before'])).stdout.trim()).toBe('before');
+      await exec(src, ['sh', '-c', 'echo src > /tmp/after-src']);
+      await exec(names[0]!, ['sh', '-c', 'echo c0 > /tmp/after-c0']);
+      for (const n of [src, ...names]) {
+        const ls = (await exec(n, ['ls', '/tmp'])).stdout;
+        expect(ls.includes('after-src')).toBe(n === src);
+        expect(ls.includes('after-c0')).toBe(n === names[0]);
+      }
+      // Each clone has its own network namespace and address.
+      const ips = await Promise.all([src, ...names].map(async (n) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim()));
+      expect(new Set(ips).size).toBe(ips.length);
+      // The source is untouched: same host PID, running, not frozen.
+      expect((await podman().run(['inspect', '-f', '{{.State.Pid}}', src])).stdout.trim()).toBe(srcPid);
+      expect(isFrozen(await idOf(src))).toBe(false);
+      // Clones are ordinary podman containers.
+      expect((await podman().run(['ps', '--format', '{{.Names}}'])).stdout).toContain(names[1]!);
+      await podman().run(['stop', '-t', '0', names[2]!]);
+      expect(await stateOf(names[2]!)).toBe('exited');
+    } finally {
+      await rm(...names);
+    }
+    // Removing the clones releases their snapshot subvolumes; no scratch remains.
+    expect(await subvolumes()).toBe(baseline);
+    expect(existsSync(l.staging) ? readdirSync(l.staging) : []).toEqual([]);
+  });
+
+  it('clones a clone', async () => {
+    const r1 = await clone(['--name', `${src}-g1`, src]);
+    expect(r1.exitCode, r1.stderr).toBe(0);
+    const r2 = await clone(['--name', `${src}-g2`, `${src}-g1`]);
+    try {
+      expect(r2.exitCode, r2.stderr).toBe(0);
+      const v = await count(`${src}-g2`);
+      await sleep(400);
+      expect(await count(`${src}-g2`)).toBeGreaterThan(v);
+    } finally {
+      await rm(`${src}-g2`, `${src}-g1`);
+    }
+  });
+
+  it('refuses a name in use, a missing source and a stopped source before any work', async () => {
+    const stopped = uniqueName('stopped');
+    await podman().run(['create', '--label', TEST_LABEL, '--name', stopped, 'localhost/tfork/tiny', 'true']);
+    const before = await subvolumes();
+    let r = await clone(['--name', src, src]);
+    expect(r.exitCode).toBe(125);
+    expect(JSON.parse(r.stdout).error.code).toBe('E_EXISTS');
+    r = await clone([uniqueName('missing')]);
+    expect(r.exitCode).toBe(125);
+    expect(JSON.parse(r.stdout).error.code).toBe('E_NOT_FOUND');
+    r = await clone([stopped]);
+    expect(r.exitCode).toBe(125);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_INVALID_STATE', phase: 'validate' });
+    expect(await subvolumes()).toBe(before);
+  });
+
+  for (const fault of ['freeze', 'dump', 'snapshot', 'register', 'restore:1', 'thaw']) {
+    it(`fault at ${fault}: clear error naming the phase, nothing left behind, source running`, async () => {
+      const before = await subvolumes();
+      const base = `${src}-f`;
+      const r = await cli(['container', 'clone', '--live', '--copies=2', '--name', base, '--format', 'json', src], { env: { TFORK_FAULT: fault } });
+      expect(r.exitCode).toBe(125);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.phase).toBe(fault === 'freeze' ? 'dump' : fault);
+      expect(err.message.length).toBeGreaterThan(10);
+      const left = (await podman().run(['ps', '-a', '--format', '{{.Names}}'])).stdout.split('\n').filter((n) => n.startsWith(base));
+      expect(left).toEqual([]);
+      expect(await subvolumes()).toBe(before);
+      expect(existsSync(l.staging) ? readdirSync(l.staging) : []).toEqual([]);
+      expect(await stateOf(src)).toBe('running');
+      expect(isFrozen(await idOf(src))).toBe(false);
+      const v = await count(src);
+      await sleep(300);
+      expect(await count(src)).toBeGreaterThan(v);
+    });
+  }
+});
+
+describe.skipIf(skip)('container clone --live (W2 desktop, 4 ways)', () => {
+  afterAll(sweep);
+  it('every clone shows the source screen; typing into one changes only that one', async () => {
+    const src = await startContainer('localhost/tfork/desktop');
+    await waitFor(src, ['sh', '-c', 'xwininfo -root -tree | grep -q tfork-xterm && grep -q ":170C 00000000:0000 0A" /proc/net/tcp']);
+    await sleep(1000);
+    const r = await clone(['--copies=4', '--name', `${src}-d`, src]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const names = JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name) as string[];
+    try {
+      const ref = await screenshot(src);
+      for (const n of names) expect(pixelDiff(await screenshot(n), ref), n).toBeLessThan(0.001);
+      // The VNC server listens in every clone.
+      for (const n of names) expect((await exec(n, ['cat', '/proc/net/tcp'])).stdout).toMatch(/:170C 00000000:0000 0A/);
+      await exec(names[1]!, ['sh', '-c', 'xdotool search --name tfork-xterm windowactivate --sync; xdotool type --delay 20 "echo typed-in-clone-one"; xdotool key Return']);
+      await sleep(800);
+      const after = await Promise.all([src, ...names].map(screenshot));
+      expect(pixelDiff(after[2]!, ref)).toBeGreaterThan(0.0005);
+      for (const i of [0, 1, 3, 4]) expect(pixelDiff(after[i]!, ref), `screen ${i}`).toBeLessThan(0.001);
+    } finally {
+      await rm(...names, src);
+    }
+  });
+});
