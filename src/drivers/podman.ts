@@ -1,8 +1,10 @@
 /**
- * podman, run with the project's configuration. The CLI serves one-shot
- * calls here: a podman process costs ~100 ms, less than starting the REST
- * service for a single call. Long-lived users (the library, agents) that make
- * many inspect/list calls can use the REST socket (drivers/podman-api.ts).
+ * podman, run with the project's configuration. Every call goes through the
+ * CLI for now: each command of podman-tfork makes a handful of one-shot calls
+ * (inspect, ps, checkpoint, clone, restore), and a podman process (~100 ms)
+ * costs less than starting `podman system service` for them. The REST socket
+ * (through dockerode) pays off for long-lived users that inspect, list, wait
+ * and follow events many times: the agent layer, when it comes.
  */
 import { layout as defaultLayout, type Layout } from './layout.js';
 import { run, which, type RunOptions, type RunResult } from './exec.js';
