@@ -3,11 +3,10 @@
  * they need up front; tests gate on the same probe and say why they skip.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { layout as defaultLayout, type Layout } from '../drivers/layout.js';
 import { run, which } from '../drivers/exec.js';
 import { criuCheck, criuFeatures, criuVersion, type CriuCheck } from '../drivers/criu.js';
-import { cgroupMode, fsType, isRoot, kernelRelease, loadedModules, modulesSupported, type CgroupMode } from '../drivers/host.js';
+import { cgroupMode, isRoot, kernelRelease, loadedModules, modulesSupported, type CgroupMode } from '../drivers/host.js';
 import { storageState } from './setup/storage.js';
 import { CRIU, CRUN, installedBinary } from './setup/toolchain.js';
 
@@ -102,8 +101,4 @@ export async function probe(l: Layout = defaultLayout(), o: { criuDetails?: bool
             : 'CRIU dump once + btrfs snapshots + parallel restores (this kernel cannot load modules)',
         };
   return { root, kernel: kernelRelease(), cgroupMode: cgroupMode(), setupDone, podman, conmon, crun, runc, criu, storage, modules, tier, missing };
-}
-
-export function graphrootFs(l: Layout): string {
-  return existsSync(l.graphroot) ? fsType(path.resolve(l.graphroot)) : 'missing';
 }

@@ -93,3 +93,21 @@ describe('wrapper errors', () => {
     expect(r.stdout).toContain('TFORK_ROOT');
   });
 });
+
+describe.skipIf(skip)('cleanup', () => {
+  it('lists and removes the scratch directory of a clone operation whose process is gone', async () => {
+    const { layout } = await import('../../src/drivers/layout.js');
+    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const dir = path.join(layout().staging, uniqueName('crashed-op'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'owner'), '999999999\n');
+    const dry = await cli(['cleanup', '--dry-run', '--format', 'json']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout).items).toContainEqual(expect.objectContaining({ kind: 'staging', path: dir, removed: false }));
+    expect(existsSync(dir)).toBe(true);
+    const r = await cli(['cleanup', '--format', 'json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).items).toContainEqual(expect.objectContaining({ kind: 'staging', path: dir, removed: true }));
+    expect(existsSync(dir)).toBe(false);
+  });
+});

@@ -53,8 +53,6 @@ export interface CloneReport {
 
 const BTRFS = '/usr/bin/btrfs';
 
-export class CloneError extends TforkError {}
-
 /** Fork a running container into N running copies that continue from the same instant. */
 export async function cloneLive(sourceName: string, options: CloneOptions = {}, deps: { layout?: Layout; podman?: Podman } = {}): Promise<CloneReport> {
   const l = deps.layout ?? defaultLayout();
