@@ -2,7 +2,7 @@
  * Container-level podman operations the clone engine needs, translated into
  * the project's own types (core/ never sees podman's JSON shapes).
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Podman } from './podman.js';
 import type { RunOptions } from './exec.js';
@@ -42,9 +42,8 @@ function rootfsOf(bundle: string): string {
   return (JSON.parse(readFileSync(cfg, 'utf8')) as { root?: { path?: string } }).root?.path ?? '';
 }
 
-export async function inspectContainers(podman: Podman, names: string[], opts: RunOptions = {}): Promise<ContainerInfo[]> {
-  const raw = await podman.json<RawInspect[]>(['container', 'inspect', ...names], opts);
-  return raw.map((r) => ({
+function toInfo(r: RawInspect): ContainerInfo {
+  return {
     id: r.Id,
     name: r.Name,
     state: r.State.Status,
@@ -56,13 +55,27 @@ export async function inspectContainers(podman: Podman, names: string[], opts: R
     rootfs: rootfsOf(r.StaticDir),
     publishedPorts: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([p, b]) => (b ?? []).map((x) => `${x.HostPort}->${p}`)),
     labels: r.Config?.Labels ?? {},
-  }));
+  };
 }
 
+/** One `podman container inspect`; a container that does not exist is E_NOT_FOUND. */
 export async function inspectContainer(podman: Podman, name: string, opts: RunOptions = {}): Promise<ContainerInfo> {
   const r = await podman.run(['container', 'inspect', name], { ...opts, reject: false });
   if (r.exitCode !== 0) throw new TforkError('E_NOT_FOUND', `no such container: ${name}`);
-  return (await inspectContainers(podman, [name], opts))[0]!;
+  return toInfo((JSON.parse(r.stdout) as RawInspect[])[0]!);
+}
+
+/**
+ * Write a clone's bundle config.json from the source's: the source's id and
+ * rootfs path become the clone's, and the clone annotation (OCI hooks match
+ * on it) is added.
+ */
+export function writeCloneConfig(o: { sourceBundle: string; cloneBundle: string; replacements: [string, string][]; annotation: [string, string] }): void {
+  let text = readFileSync(path.join(o.sourceBundle, 'config.json'), 'utf8');
+  for (const [from, to] of o.replacements) text = text.split(from).join(to);
+  const cfg = JSON.parse(text) as { annotations?: Record<string, string> };
+  cfg.annotations = { ...cfg.annotations, [o.annotation[0]]: o.annotation[1] };
+  writeFileSync(path.join(o.cloneBundle, 'config.json'), JSON.stringify(cfg));
 }
 
 /** The storage layer (btrfs subvolume id) of a container, from containers/storage's own record. */

@@ -84,10 +84,6 @@ export function isMountPoint(p: string): boolean {
   return mounts().some((m) => m.target === p);
 }
 
-export function hasKernelConfig(): boolean {
-  return existsSync('/proc/config.gz') || existsSync(`/boot/config-${kernelRelease()}`);
-}
-
 /** Loadable modules are possible only when /proc/modules exists. */
 export function modulesSupported(): boolean {
   return existsSync('/proc/modules');

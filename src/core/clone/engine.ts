@@ -16,9 +16,9 @@ import path from 'node:path';
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
 import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
-import { inspectContainer, storageLayer, takenNames, type ContainerInfo } from '../../drivers/containers.js';
+import { inspectContainer, storageLayer, takenNames, writeCloneConfig, type ContainerInfo } from '../../drivers/containers.js';
 import { parseDumpTimes, writeCriuShim, writeSnapshotScript } from '../../drivers/criu-shim.js';
-import { copyReplacing, reflinkCopy, removeTree } from '../../drivers/files.js';
+import { reflinkCopy, removeTree } from '../../drivers/files.js';
 import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
@@ -180,11 +180,15 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
         await deleteSubvolume(cloneRoot, { signal });
         await snapshot(rootSnap, cloneRoot, { signal });
         await reflinkCopy(images, path.join(bundle, 'checkpoint'), { signal });
-        copyReplacing(path.join(src.bundle, 'config.json'), path.join(bundle, 'config.json'), [
-          [src.id, id],
-          [src.rootfs, cloneRoot],
-        ]);
-        annotate(path.join(bundle, 'config.json'), src.id);
+        writeCloneConfig({
+          sourceBundle: src.bundle,
+          cloneBundle: bundle,
+          replacements: [
+            [src.id, id],
+            [src.rootfs, cloneRoot],
+          ],
+          annotation: [CLONE_ANNOTATION, src.id],
+        });
       } catch (err) {
         throw asTforkError(err).inPhase('register');
       }
@@ -222,13 +226,6 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     if (undo.length) e.detail.rollbackFailures = undo;
     throw e;
   }
-}
-
-/** Add the clone annotation (OCI hooks match on it) to a bundle's config.json. */
-function annotate(configFile: string, sourceId: string): void {
-  const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { annotations?: Record<string, string> };
-  cfg.annotations = { ...cfg.annotations, [CLONE_ANNOTATION]: sourceId };
-  writeFileSync(configFile, JSON.stringify(cfg));
 }
 
 /** The tool's own words: podman's stderr plus the tail of CRIU's log when one was written. */
