@@ -1,5 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+// One id per test run, inherited by the workers: the label value tests sweep by.
+process.env.TFORK_TEST_RUN ??= `run-${process.pid}`;
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],

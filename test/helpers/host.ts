@@ -8,7 +8,11 @@ import { Podman } from '../../src/drivers/podman.js';
 import { run } from '../../src/drivers/exec.js';
 import path from 'node:path';
 
-export const TEST_LABEL = 'io.podman-tfork.test=1';
+/**
+ * Everything a test run creates carries this label; the value is the run, so a
+ * sweep removes this run's containers and never those of a run beside it.
+ */
+export const TEST_LABEL = `io.podman-tfork.test=${process.env.TFORK_TEST_RUN ?? process.pid}`;
 export const CLI = path.resolve(import.meta.dirname, '../../bin/podman-tfork.js');
 
 let cached: Capabilities | undefined;
