@@ -41,11 +41,12 @@ export function niceStep(lo: number, hi: number, count = 5): number {
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
 
+/** Ticks from at or below lo up to the first at or above hi. */
 export function ticks(lo: number, hi: number, count = 5): number[] {
   const step = niceStep(lo, hi, count);
-  const out: number[] = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
+  const out = [Math.floor(lo / step) * step];
+  while (out[out.length - 1]! < hi - step * 1e-9) out.push(Number((out[out.length - 1]! + step).toPrecision(12)));
+  return out.length > 1 ? out : [out[0]!, out[0]! + step];
 }
 
 export function escapeXml(s: string): string {
@@ -62,7 +63,9 @@ export function lineChart(c: Chart): string {
   const pts = c.series.flatMap((s) => s.points);
   const xs = pts.map((p) => p.x);
   const ys = pts.flatMap((p) => [p.y, p.max ?? p.y]);
-  const xt = ticks(Math.min(0, ...xs), Math.max(1, ...xs), 6);
+  const xHi = Math.max(1, ...xs);
+  // Whole-number x (copies) gets whole-number ticks.
+  const xt = xs.every(Number.isInteger) ? ticks(0, xHi, Math.min(6, xHi)) : ticks(Math.min(0, ...xs), xHi, 6);
   const yt = ticks(0, Math.max(1e-9, ...ys) * 1.05, 5);
   const [x0, x1, y0, y1] = [xt[0]!, xt[xt.length - 1]!, yt[0]!, yt[yt.length - 1]!];
   const px = (x: number) => M.left + ((x - x0) / (x1 - x0 || 1)) * (W - M.left - M.right);
@@ -97,8 +100,9 @@ export function lineChart(c: Chart): string {
       }
       out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${escapeXml(`${s.name}: x=${fmt(p.x)} y=${fmt(p.y)}`)}</title></circle>`);
     }
-    const lx = M.left + 8 + (i % 3) * ((W - M.left - M.right) / 3);
-    const ly = H - 16 - Math.floor(i / 3) * 14 + (c.series.length > 3 ? -8 : 0);
+    const perRow = Math.min(4, c.series.length);
+    const lx = M.left + 8 + (i % perRow) * ((W - M.left - M.right) / perRow);
+    const ly = H - 14 - (Math.ceil(c.series.length / perRow) - 1 - Math.floor(i / perRow)) * 16;
     out.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`);
   });
