@@ -18,6 +18,7 @@ import { setupCommand } from './commands/setup.js';
 import { infoCommand } from './commands/info.js';
 import { cleanupCommand } from './commands/cleanup.js';
 import { cloneCommand } from './commands/clone.js';
+import { checkpointCreateCommand, checkpointListCommand, checkpointRemoveCommand, rollbackCommand } from './commands/checkpoint.js';
 import { persistListCommand, persistRemoveCommand, persistWaitCommand } from './commands/persist.js';
 
 export const COMMANDS: Command[] = [
@@ -28,6 +29,10 @@ export const COMMANDS: Command[] = [
   persistListCommand,
   persistWaitCommand,
   persistRemoveCommand,
+  checkpointCreateCommand,
+  checkpointListCommand,
+  checkpointRemoveCommand,
+  rollbackCommand,
 ];
 
 /** podman global flags that take a value (so the command word can be found after them). */

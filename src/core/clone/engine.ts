@@ -17,11 +17,10 @@ import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
 import { inspectContainer, takenNames, type ContainerInfo } from '../../drivers/containers.js';
 import { thaw } from '../../drivers/freezer.js';
-import { isSubvolume } from '../../drivers/btrfs.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { Transaction } from './transaction.js';
 import { cloneNames, parseFault, validateOptions, type CloneEvent, type CloneOptions, type ClonePhase } from './plan.js';
-import { captureState, discardScratch, scratchDir } from '../state/capture.js';
+import { assertCapturable, captureState, discardScratch, scratchDir } from '../state/capture.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
@@ -86,16 +85,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // ---- validate: everything that can be checked before touching anything.
     const [v, validateMs] = await timed('validate', async () => {
       const src = await inspectContainer(podman, sourceName, { signal });
-      if (src.state !== 'running' || src.paused) {
-        throw new TforkError('E_INVALID_STATE', `container ${src.name} is ${src.paused ? 'paused' : src.state}: only a running container can be cloned live`, {
-          suggestions: [src.paused ? `podman-tfork unpause ${src.name}` : `podman-tfork start ${src.name}`],
-        });
-      }
-      if (src.graphDriver !== 'btrfs' || !src.rootfs || !(await isSubvolume(src.rootfs))) {
-        throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} is not on btrfs storage (driver ${src.graphDriver})`, {
-          suggestions: ['create the source with podman-tfork, whose storage is btrfs'],
-        });
-      }
+      await assertCapturable(src);
       if (src.publishedPorts.length) {
         throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} publishes ports (${src.publishedPorts.join(', ')}): live clones of sources with published ports are not supported yet`);
       }

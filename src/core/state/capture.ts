@@ -62,6 +62,20 @@ const BTRFS = '/usr/bin/btrfs';
 /** Files `podman container checkpoint` leaves in the bundle besides the images. */
 const BUNDLE_LEFTOVERS = ['network.status', 'stats-dump', 'config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files', 'dump.log'];
 
+/** Only a running container on btrfs storage can be captured: said before any work. */
+export async function assertCapturable(src: ContainerInfo): Promise<void> {
+  if (src.state !== 'running' || src.paused) {
+    throw new TforkError('E_INVALID_STATE', `container ${src.name} is ${src.paused ? 'paused' : src.state}: only a running container can be captured`, {
+      suggestions: [src.paused ? `podman-tfork unpause ${src.name}` : `podman-tfork start ${src.name}`],
+    });
+  }
+  if (src.graphDriver !== 'btrfs' || !src.rootfs || !(await isSubvolume(src.rootfs))) {
+    throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} is not on btrfs storage (driver ${src.graphDriver})`, {
+      suggestions: ['create the container with podman-tfork, whose storage is btrfs'],
+    });
+  }
+}
+
 /** A new scratch directory in the staging area, marked with its owner process. */
 export function scratchDir(l: Layout, kind: string): string {
   const dir = path.join(l.staging, `${kind}-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`);
