@@ -20,8 +20,21 @@ export interface ContainerInfo {
   bundle: string;
   /** Host path of its root filesystem (a btrfs subvolume with the btrfs driver). */
   rootfs: string;
-  publishedPorts: string[];
+  /** Ports published on the host. */
+  ports: PublishedPort[];
   labels: Record<string, string>;
+}
+
+export interface PublishedPort {
+  containerPort: number;
+  protocol: string;
+  hostPort: number;
+  hostIp?: string;
+}
+
+/** podman's --publish syntax: [IP:]HOSTPORT:CONTAINERPORT/PROTOCOL */
+export function publishArg(p: PublishedPort): string {
+  return `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}:${p.containerPort}/${p.protocol}`;
 }
 
 interface RawInspect {
@@ -32,7 +45,7 @@ interface RawInspect {
   GraphDriver: { Name: string };
   StaticDir: string;
   OCIConfigPath?: string;
-  HostConfig?: { PortBindings?: Record<string, { HostPort: string }[] | null> };
+  HostConfig?: { PortBindings?: Record<string, { HostPort: string; HostIp?: string }[] | null> };
   Config?: { Labels?: Record<string, string> | null };
 }
 
@@ -53,7 +66,10 @@ function toInfo(r: RawInspect): ContainerInfo {
     graphDriver: r.GraphDriver.Name,
     bundle: r.StaticDir,
     rootfs: rootfsOf(r.StaticDir),
-    publishedPorts: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([p, b]) => (b ?? []).map((x) => `${x.HostPort}->${p}`)),
+    ports: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([key, b]) => {
+      const [port, protocol = 'tcp'] = key.split('/');
+      return (b ?? []).map((x) => ({ containerPort: Number(port), protocol, hostPort: Number(x.HostPort), ...(x.HostIp ? { hostIp: x.HostIp } : {}) }));
+    }),
     labels: r.Config?.Labels ?? {},
   };
 }

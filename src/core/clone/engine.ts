@@ -15,13 +15,14 @@
  */
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
-import { inspectContainer, takenNames, type ContainerInfo } from '../../drivers/containers.js';
+import { inspectContainer, publishArg, takenNames, type ContainerInfo, type PublishedPort } from '../../drivers/containers.js';
+import { freePort } from '../../drivers/ports.js';
 import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { Transaction } from './transaction.js';
 import { cloneNames, parseFault, validateOptions, type CloneEvent, type CloneOptions, type ClonePhase } from './plan.js';
 import { assertCapturable, captureState, discardScratch, scratchDir } from '../state/capture.js';
-import { placeState, restoreContainer, targetOf } from '../state/place.js';
+import { placeState, restoreContainer, restoreImported, targetOf } from '../state/place.js';
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
 
@@ -31,6 +32,8 @@ export interface CopyReport {
   state: 'running' | 'failed' | 'not-created';
   error?: string;
   restoreMs?: number;
+  /** Host ports of a copy whose source publishes ports ([IP:]HOST:CONTAINER/PROTO). */
+  ports?: string[];
 }
 
 export interface CloneReport {
@@ -86,9 +89,6 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const [v, validateMs] = await timed('validate', async () => {
       const src = await inspectContainer(podman, sourceName, { signal });
       await assertCapturable(src);
-      if (src.publishedPorts.length) {
-        throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} publishes ports (${src.publishedPorts.join(', ')}): live clones of sources with published ports are not supported yet`);
-      }
       const names = cloneNames(src.name, o.copies, options.name);
       const taken = await takenNames(podman, names, { signal });
       if (taken.length) throw new TforkError('E_EXISTS', `the name${taken.length > 1 ? 's' : ''} ${taken.join(', ')} ${taken.length > 1 ? 'are' : 'is'} already in use`, { suggestions: ['choose another base with --name'] });
@@ -101,7 +101,10 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // ---- scratch directory of this operation, on the storage filesystem.
     const scratch = scratchDir(l, 'clone');
     tx.onRollback('scratch directory', () => discardScratch(scratch));
-    const persist = o.persistent ? preparePersist(l, src, o.persistent) : undefined;
+    // A source that publishes ports is cloned through a checkpoint archive, so
+    // that each copy gets its own host ports (restore --import --publish).
+    const viaImport = src.ports.length > 0;
+    const persist = o.persistent || viaImport ? preparePersist(l, src, o.persistent ?? 'sync', o.persistent ? undefined : scratch) : undefined;
     if (persist) tx.onRollback('durable checkpoint', () => persist.discard());
 
     // ---- freeze + dump + snapshot: one CRIU dump; the source keeps running.
@@ -129,10 +132,19 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       if (now.state !== 'running') throw new TforkError('E_INVALID_STATE', `the source is ${now.state} after the dump`);
     });
 
+    // ---- the archive first when the copies are made from it.
+    let persistMs: number | undefined;
+    let persistent: PersistStatus | undefined;
+    if (persist && viaImport) {
+      await persist.snapshotFrom(state);
+      [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
+    }
+
     // ---- per copy, in parallel: register, place the state, restore.
     const reports: CopyReport[] = names.map((name) => ({ name, id: '', state: 'not-created' }));
+    const hostPorts = viaImport ? await freeHostPorts(src.ports, names.length) : [];
     const [, copiesMs] = await timed('restore', async () => {
-      const results = await Promise.allSettled(names.map((name, i) => makeCopy(i, name)));
+      const results = await Promise.allSettled(names.map((name, i) => (viaImport ? makeImportedCopy(i, name) : makeCopy(i, name))));
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
     });
@@ -167,10 +179,28 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       emit({ type: 'copy-ready', copy: i, name, id });
     }
 
+    async function makeImportedCopy(i: number, name: string): Promise<void> {
+      const rep = reports[i]!;
+      const ports = hostPorts[i]!.map(publishArg);
+      tx.onRollback(`clone ${name}`, async () => {
+        await podman.run(['rm', '-f', '-t', '0', name], { reject: false });
+      });
+      inject('register', i);
+      emit({ type: 'phase-start', phase: 'restore', copy: i });
+      try {
+        const r = await restoreImported(podman, l, persist!.job.archive, name, ports, { scratch, tag: String(i), tcpClose: o.tcpClose, signal, fault: fault?.phase === 'restore' && fault.copy === i });
+        Object.assign(rep, { id: r.id, restoreMs: r.ms, ports, state: 'running' });
+      } catch (err) {
+        rep.state = 'failed';
+        rep.error = asTforkError(err).message;
+        throw asTforkError(err).inPhase(`restore:${i}`);
+      }
+      emit({ type: 'phase-end', phase: 'restore', copy: i, durationMs: rep.restoreMs! });
+      emit({ type: 'copy-ready', copy: i, name, id: rep.id });
+    }
+
     // ---- persist: sync writes the archive now; async hands it to a detached writer.
-    let persistMs: number | undefined;
-    let persistent: PersistStatus | undefined;
-    if (persist) {
+    if (persist && !viaImport) {
       await persist.snapshotFrom(state);
       if (o.persistent === 'sync') {
         [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
@@ -187,7 +217,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       source: { name: src.name, id: src.id },
       copies: reports,
       timings: { validateMs, dumpMs: state.timings.dumpMs, frozenMs: state.timings.frozenMs, snapshotMs: state.timings.snapshotMs, thawMs, copiesMs, persistMs, totalMs: performance.now() - t0 },
-      ...(persistent ? { persistent } : {}),
+      ...(persistent && o.persistent ? { persistent } : {}),
     };
   } catch (err) {
     const e = asTforkError(err).inPhase(phase);
@@ -196,4 +226,22 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     if (undo.length) e.detail.rollbackFailures = undo;
     throw e;
   }
+}
+
+/** For each copy, the source's published ports on new free host ports (all distinct). */
+async function freeHostPorts(ports: PublishedPort[], copies: number): Promise<PublishedPort[][]> {
+  const used = new Set<string>();
+  const out: PublishedPort[][] = [];
+  for (let i = 0; i < copies; i++) {
+    const mine: PublishedPort[] = [];
+    for (const p of ports) {
+      let port: number;
+      do port = await freePort(p.protocol, p.hostIp || undefined);
+      while (used.has(`${p.protocol}/${port}`));
+      used.add(`${p.protocol}/${port}`);
+      mine.push({ ...p, hostPort: port });
+    }
+    out.push(mine);
+  }
+  return out;
 }

@@ -59,8 +59,9 @@ function stamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-export function preparePersist(l: Layout, src: ContainerInfo, mode: PersistMode) {
-  mkdirSync(l.checkpoints, { recursive: true });
+/** Plan a durable checkpoint of `src`; `where` overrides the directory of the archive (default the checkpoints dir). */
+export function preparePersist(l: Layout, src: ContainerInfo, mode: PersistMode, where = l.checkpoints) {
+  mkdirSync(where, { recursive: true });
   const now = new Date();
   const id = `${src.name}-${stamp(now)}-${Math.random().toString(36).slice(2, 6)}`;
   const layer = path.basename(src.rootfs);
@@ -72,9 +73,9 @@ export function preparePersist(l: Layout, src: ContainerInfo, mode: PersistMode)
     createdAt: now.toISOString(),
     dir: path.join(l.staging, `persist-${id}`),
     baseRootfs: parent ? path.join(path.dirname(src.rootfs), parent) : undefined,
-    partFile: path.join(l.checkpoints, `.${id}.tar.part`),
-    archive: path.join(l.checkpoints, `${id}.tar`),
-    statusFile: path.join(l.checkpoints, `${id}.json`),
+    partFile: path.join(where, `.${id}.tar.part`),
+    archive: path.join(where, `${id}.tar`),
+    statusFile: path.join(where, `${id}.json`),
   };
   return {
     job,

@@ -57,19 +57,49 @@ export async function placeState(state: CapturedState, t: Target, o: { signal?: 
   });
 }
 
-/** `podman container restore` of a placed state; returns its duration in ms. */
-export async function restoreContainer(
-  podman: Podman,
-  l: Layout,
-  t: Target,
-  o: { scratch: string; tag: string; tcpClose: boolean; signal?: AbortSignal; fault?: boolean },
-): Promise<number> {
+interface RestoreOptions {
+  /** Scratch directory for the per-restore CRIU configuration. */
+  scratch: string;
+  tag: string;
+  tcpClose: boolean;
+  signal?: AbortSignal;
+  fault?: boolean;
+}
+
+/** Run `podman container restore ARGS` with the operation's CRIU options; returns stdout and the duration. */
+async function runRestore(podman: Podman, l: Layout, args: string[], o: RestoreOptions, bundle?: string): Promise<{ stdout: string; ms: number }> {
   const conf = [...(o.tcpClose ? ['tcp-close'] : []), ...(o.fault ? ['fault-injected-unknown-option'] : [])];
   const bin = writeCriuShim(path.join(o.scratch, `bin-restore-${o.tag}`), installedBinary(l, CRIU), path.join(o.scratch, `restore-${o.tag}.conf`), conf);
   const s = performance.now();
-  const r = await podman.run(['container', 'restore', t.id], { signal: o.signal, reject: false, env: { PATH: `${bin}:${podman.env.PATH}` }, timeoutMs: 10 * 60_000 });
-  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore failed:\n${criuLogExcerpt(t.bundle, r.stderr, 'restore.log')}`);
+  const r = await podman.run(['container', 'restore', ...args], { signal: o.signal, reject: false, env: { PATH: `${bin}:${podman.env.PATH}` }, timeoutMs: 10 * 60_000 });
+  if (r.exitCode !== 0) {
+    throw new TforkError('E_TOOL_FAILED', `podman container restore failed:\n${bundle ? criuLogExcerpt(bundle, r.stderr, 'restore.log') : r.stderr.trim()}`);
+  }
+  return { stdout: r.stdout, ms: performance.now() - s };
+}
+
+/** `podman container restore` of a placed state; returns its duration in ms. */
+export async function restoreContainer(podman: Podman, l: Layout, t: Target, o: RestoreOptions): Promise<number> {
+  const r = await runRestore(podman, l, [t.id], o, t.bundle);
   // The images served their purpose; the bundle keeps no copy of them.
   await removeTree(path.join(t.bundle, 'checkpoint')).catch(() => undefined);
-  return performance.now() - s;
+  return r.ms;
+}
+
+/**
+ * Create and restore a container from a checkpoint archive under a new name,
+ * with new host ports (`restore --import --publish`): the path for sources
+ * that publish ports, which a registered clone would share.
+ */
+export async function restoreImported(
+  podman: Podman,
+  l: Layout,
+  archive: string,
+  name: string,
+  publish: string[],
+  o: RestoreOptions,
+): Promise<{ id: string; ms: number }> {
+  const args = ['--import', archive, '--name', name, '--ignore-static-ip', '--ignore-static-mac', ...publish.flatMap((p) => ['--publish', p])];
+  const r = await runRestore(podman, l, args, o);
+  return { id: r.stdout.trim().split('\n').pop()!, ms: r.ms };
 }
