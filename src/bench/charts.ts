@@ -2,6 +2,7 @@
  * The result's charts: time to N clones against N for each workload (and W3
  * size), and W3's time against memory size for each N, both contenders.
  */
+import type { ContenderId } from './contenders.js';
 import type { Machine } from './machine.js';
 import type { Results, Row } from './report.js';
 import { sizeTag } from './format.js';
@@ -16,18 +17,20 @@ export interface ChartFile {
   svg: string;
 }
 
-const COLOR = { engine: '#1f77b4', stock: '#d62728' } as const;
+const COLOR: Record<ContenderId, string> = { engine: '#1f77b4', stock: '#d62728', 'engine+persist': '#2ca02c' };
 
 function point(x: number, s: Summary | undefined): Point[] {
   return s ? [{ x, y: s.median / 1000, min: s.min / 1000, max: s.max / 1000 }] : [];
 }
 
 function series(rows: Row[], x: (r: Row) => number): Series[] {
-  return (['engine', 'stock'] as const).flatMap((c) => {
+  const contenders = [...new Set(rows.map((r) => r.contender))];
+  return contenders.flatMap((c) => {
     const rs = rows.filter((r) => r.contender === c);
     return [
       { name: `${c} wall`, color: COLOR[c], points: rs.flatMap((r) => point(x(r), r.wallMs)) },
-      { name: `${c} frozen`, color: COLOR[c], dashed: true, points: rs.flatMap((r) => point(x(r), r.frozenMs)) },
+      // engine+persist freezes the source the way engine does: its frozen line would only repeat engine's.
+      ...(c === 'engine+persist' ? [] : [{ name: `${c} frozen`, color: COLOR[c], dashed: true, points: rs.flatMap((r) => point(x(r), r.frozenMs)) }]),
     ];
   }).filter((s) => s.points.length);
 }

@@ -1,7 +1,7 @@
 /**
- * The two contenders, each timed from the command's start to N running
- * copies:
- *   engine  podman-tfork container clone --live --copies=N --format json (the CLI, as a user runs it)
+ * The contenders, each timed from the command's start to N running copies:
+ *   engine          podman-tfork container clone --live --copies=N --format json (the CLI, as a user runs it)
+ *   engine+persist  the same with --persistent=async, then `persist wait` for the durable archive
  *   stock   podman container checkpoint --leave-running --export F --compress none,
  *           then N x podman container restore --import F --name NAME, all at once
  *           (the engine restores all copies at once too)
@@ -10,13 +10,15 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { CloneReport } from '../core/clone/engine.js';
+import type { PersistStatus } from '../core/persist/job.js';
 import { run } from '../drivers/exec.js';
 import type { Podman } from '../drivers/podman.js';
 import { TforkError } from '../errors.js';
 import { parseCheckpointStats, parseRestoreStats } from './stock-stats.js';
 
-export type ContenderId = 'engine' | 'stock';
-export const CONTENDERS: ContenderId[] = ['engine', 'stock'];
+export type ContenderId = 'engine' | 'stock' | 'engine+persist';
+/** In the order they run within a repetition (engine+persist only when asked for and available). */
+export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine+persist'];
 
 export interface ContenderRun {
   /** From the command's start until all N copies run (what a user waits for). */
@@ -43,8 +45,6 @@ export interface ContenderContext {
   cli: string;
   /** Scratch directory for export files, on the host. */
   scratch: string;
-  /** Clone with --persistent=async and wait for the durable checkpoint. */
-  persistent: boolean;
   signal?: AbortSignal;
 }
 
@@ -54,18 +54,13 @@ function lastLine(s: string): string {
   return s.trim().split('\n').filter(Boolean).pop() ?? '';
 }
 
-interface PersistentInfo {
-  id: string;
-  path?: string;
-  state: 'in-flight' | 'done' | 'failed';
-}
-
-export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number): Promise<ContenderRun> {
-  const argv = [ctx.cli, 'container', 'clone', '--live', `--copies=${copies}`, '--name', base, '--format', 'json', ...(ctx.persistent ? ['--persistent=async'] : []), source];
+/** The engine; with `persistent`, also a durable archive written in the background, waited for. */
+export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, persistent = false): Promise<ContenderRun> {
+  const argv = [ctx.cli, 'container', 'clone', '--live', `--copies=${copies}`, '--name', base, '--format', 'json', ...(persistent ? ['--persistent=async'] : []), source];
   const t0 = performance.now();
   const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
   const wallMs = performance.now() - t0;
-  let report: CloneReport & { persistent?: PersistentInfo; error?: { message?: string } };
+  let report: CloneReport & { error?: { message?: string } };
   try {
     report = JSON.parse(r.stdout);
   } catch {
@@ -73,17 +68,38 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
   }
   if (r.exitCode !== 0 || report.error) throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode}: ${report.error?.message ?? lastLine(r.stderr)}`);
   const t = report.timings;
-  const phases: Record<string, number> = { validate: t.validateMs, dump: t.dumpMs, thaw: t.thawMs, copies: t.copiesMs, total: t.totalMs, process: wallMs - t.totalMs };
+  const phased = t.validateMs + t.dumpMs + t.thawMs + t.copiesMs + (t.persistMs ?? 0);
+  const phases: Record<string, number> = {
+    validate: t.validateMs,
+    dump: t.dumpMs,
+    thaw: t.thawMs,
+    copies: t.copiesMs,
+    // Between the engine's phases: scratch directories, persist hand-off, cleanup.
+    other: t.totalMs - phased,
+    total: t.totalMs,
+    // Outside the engine: node's start and module loading, report printing.
+    process: wallMs - t.totalMs,
+  };
   if (t.snapshotMs !== undefined) phases.snapshot = t.snapshotMs;
+  if (t.persistMs !== undefined) phases.persist = t.persistMs;
   const restores = report.copies.map((c) => c.restoreMs).filter((x): x is number => x !== undefined);
+  const p: PersistStatus | undefined = report.persistent;
+  const removeArchive = async () => {
+    if (p) await run(process.execPath, [ctx.cli, 'persist', 'rm', p.id], { reject: false, timeoutMs: 120_000 });
+  };
   let durableMs: number | undefined;
-  const p = report.persistent;
-  if (p) {
-    if (p.state === 'in-flight') {
-      const w = await run(process.execPath, [ctx.cli, 'persist', 'wait', p.id], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
-      if (w.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork persist wait ${p.id} exited ${w.exitCode}: ${lastLine(w.stderr || w.stdout)}`);
-    } else if (p.state === 'failed') throw new TforkError('E_TOOL_FAILED', `the durable checkpoint ${p.id} failed`);
-    durableMs = performance.now() - t0;
+  if (persistent) {
+    try {
+      if (!p) throw new TforkError('E_TOOL_FAILED', 'podman-tfork container clone --persistent=async reported no durable checkpoint');
+      if (p.state === 'in-flight') {
+        const w = await run(process.execPath, [ctx.cli, 'persist', 'wait', '--format', 'json', p.id], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+        if (w.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork persist wait ${p.id} exited ${w.exitCode}: ${lastLine(w.stderr || w.stdout)}`);
+      } else if (p.state === 'failed') throw new TforkError('E_TOOL_FAILED', `the durable checkpoint ${p.id} failed: ${p.error ?? ''}`);
+      durableMs = performance.now() - t0;
+    } catch (err) {
+      await removeArchive();
+      throw err;
+    }
   }
   return {
     wallMs,
@@ -93,9 +109,7 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
     restoreMaxMs: restores.length ? Math.max(...restores) : undefined,
     phases,
     durableMs,
-    async cleanup() {
-      if (p?.path) rmSync(p.path, { recursive: true, force: true });
-    },
+    cleanup: removeArchive,
   };
 }
 

@@ -15,6 +15,7 @@ import { Podman } from '../drivers/podman.js';
 import { asTforkError, TforkError } from '../errors.js';
 import { exitCodeFor } from '../cli/exit-codes.js';
 import { BENCH_LABEL_KEY, removeByPrefix } from './containers.js';
+import { CONTENDERS } from './contenders.js';
 import { charts } from './charts.js';
 import { describeMachine, otherContainers, shortMachineId } from './machine.js';
 import { BENCH_FLAGS, parseBenchArgs, type BenchOptions } from './options.js';
@@ -58,17 +59,18 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
   const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
   const hasPersistent = await engineHasPersistent(cli);
   const persistent = o.persistent === 'async' && hasPersistent;
+  const contenders = CONTENDERS.filter((c) => c !== 'engine+persist' || persistent);
   const notes: string[] = [];
   if (o.persistent === 'async' && !hasPersistent) notes.push('durable checkpoint (engine): not available, this engine has no --persistent yet');
   const machine = await describeMachine(l, podman, label);
-  progress(`run ${runId}: ${measurementSets(o).length} sets x ${o.reps} repetition(s) x 2 contenders; results to ${outDir}`);
+  progress(`run ${runId}: ${measurementSets(o).length} sets x ${o.reps} repetition(s) x ${contenders.length} contenders; results to ${outDir}`);
   mkdirSync(scratch, { recursive: true });
   const samples: Sample[] = [];
   const sets: SetInfo[] = [];
   try {
     for (const key of measurementSets(o)) {
       signal?.throwIfAborted();
-      sets.push(await runSet({ podman, cli, scratch, signal, label, run: runId, persistent, progress }, key, o.reps, samples));
+      sets.push(await runSet({ podman, cli, scratch, signal, label, run: runId, contenders, progress }, key, o.reps, samples));
     }
   } finally {
     await removeByPrefix(podman, `tfork-bench-${runId}`);
@@ -80,7 +82,7 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
     startedAt,
     run: runId,
     reps: o.reps,
-    persistent: persistent ? 'async' : 'off',
+    contenders,
     results,
     loadAtEnd: os.loadavg()[0]!,
     otherContainersAtEnd: await otherContainers(podman, label),
@@ -89,7 +91,7 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
   const files = charts(results, machine);
   for (const c of files) writeFileSync(path.join(outDir, c.file), c.svg);
   writeFileSync(path.join(outDir, 'table.txt'), table);
-  const doc = { schema: RESULT_SCHEMA, run: runId, startedAt, finishedAt: new Date().toISOString(), machine, options: { ...o, persistent: persistent ? 'async' : 'off' }, notes, sets, samples, results, charts: files.map((c) => ({ file: c.file, title: c.title })) };
+  const doc = { schema: RESULT_SCHEMA, run: runId, startedAt, finishedAt: new Date().toISOString(), machine, options: { ...o, persistent: persistent ? 'async' : 'off' }, contenders, notes, sets, samples, results, charts: files.map((c) => ({ file: c.file, title: c.title })) };
   writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(doc, null, 2)}\n`);
   const failures = samples.filter((s) => !s.ok).length + sets.filter((s) => s.error).length;
   return { outDir, failures, table };

@@ -17,7 +17,7 @@ export interface BenchOptions {
   sizes: number[];
   /** Output directory; default bench-output/<date>-<machine>. */
   out?: string;
-  /** Ask the engine for a durable checkpoint (`--persistent=async`) when it has the flag. */
+  /** Also run the engine with `--persistent=async` (a third contender) and time the durable checkpoint, when the engine has the flag. */
   persistent: 'async' | 'off';
   quick: boolean;
 }
@@ -47,7 +47,7 @@ export const BENCH_FLAGS: FlagDef[] = [
   { name: 'reps', type: 'integer', arg: 'R', description: 'repetitions of each contender per configuration (default 3)' },
   { name: 'sizes', type: 'string', arg: 'SIZE,...', description: 'W3 memory sizes, K/M/G suffixes (default 256M,512M,1G)' },
   { name: 'out', type: 'string', arg: 'DIR', description: 'where the JSON, table and charts go (default bench-output/<date>-<machine>)' },
-  { name: 'persistent', type: 'string', arg: 'async|off', choices: ['async', 'off'], description: 'clone with --persistent=async and time the durable checkpoint (default async, when the engine has it)' },
+  { name: 'persistent', type: 'string', arg: 'async|off', choices: ['async', 'off'], description: 'async: also run the engine with --persistent=async and time its durable checkpoint (default, when the engine has it)' },
   { name: 'help', type: 'boolean', description: 'show this help' },
 ];
 

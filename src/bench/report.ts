@@ -30,6 +30,8 @@ export interface Ratio extends SetKey {
   speedup?: Summary;
   /** stock frozen / engine frozen. */
   frozenRatio?: Summary;
+  /** stock wall / engine+persist wall (the engine also writing a durable archive, as stock's export is). */
+  persistSpeedup?: Summary;
 }
 
 export interface Slope {
@@ -84,17 +86,20 @@ function row(key: SetKey, contender: ContenderId, samples: Sample[]): Row {
 
 function ratio(key: SetKey, samples: Sample[]): Ratio {
   const of = (c: ContenderId) => samples.filter((s) => sameSet(s, key) && s.contender === c && s.ok);
-  const engine = of('engine');
   const stock = of('stock');
-  const pairs = engine.flatMap((e) => {
-    const b = stock.find((s) => s.rep === e.rep);
-    return b ? [[e, b] as const] : [];
-  });
+  /** Verified runs of a contender, each with stock's verified run of the same repetition. */
+  const pairsWith = (c: ContenderId) =>
+    of(c).flatMap((e) => {
+      const b = stock.find((s) => s.rep === e.rep);
+      return b ? [[e, b] as const] : [];
+    });
+  const pairs = pairsWith('engine');
   return {
     ...key,
     pairs: pairs.length,
     speedup: summarize(pairs.map(([e, b]) => b.wallMs! / e.wallMs!)),
     frozenRatio: summarize(pairs.map(([e, b]) => (e.frozenMs && b.frozenMs ? b.frozenMs / e.frozenMs : undefined))),
+    persistSpeedup: summarize(pairsWith('engine+persist').map(([e, b]) => b.wallMs! / e.wallMs!)),
   };
 }
 
@@ -103,7 +108,7 @@ function slopes(rows: Row[]): Slope[] {
   const out: Slope[] = [];
   const w3 = rows.filter((r) => r.workload === 'W3' && r.sizeBytes !== undefined);
   for (const copies of [...new Set(w3.map((r) => r.copies))]) {
-    for (const contender of ['engine', 'stock'] as const) {
+    for (const contender of [...new Set(w3.map((r) => r.contender))]) {
       const rs = w3.filter((r) => r.copies === copies && r.contender === contender);
       const fit = (f: (r: Row) => Summary | undefined) =>
         linearFit(rs.flatMap((r) => (f(r) ? [[r.sizeBytes! / 2 ** 30, f(r)!.median] as [number, number]] : [])))?.slope;
@@ -116,6 +121,7 @@ function slopes(rows: Row[]): Slope[] {
 
 export function aggregate(samples: Sample[]): Results {
   const keys = setKeys(samples);
-  const rows = keys.flatMap((k) => [row(k, 'engine', samples), row(k, 'stock', samples)]);
+  const contenders = [...new Set(samples.map((s) => s.contender))];
+  const rows = keys.flatMap((k) => contenders.map((c) => row(k, c, samples)));
   return { rows, ratios: keys.map((k) => ratio(k, samples)), slopes: slopes(rows) };
 }

@@ -1,7 +1,7 @@
 /**
  * The measurement loop. For each workload, W3 size and number of copies (a
  * measurement set): start a fresh source, then run the contenders in turn
- * (engine, stock, engine, stock, ...) for the repetitions. Each run: capture
+ * (engine, stock[, engine+persist], engine, stock, ...) for the repetitions. Each run: capture
  * the source's state, clone, measure the clones' memory, verify them, remove
  * them. A run that fails to clone or to verify is a failure, not a time.
  */
@@ -9,7 +9,7 @@ import { cloneNames } from '../core/clone/plan.js';
 import type { Podman } from '../drivers/podman.js';
 import { asTforkError } from '../errors.js';
 import { removeContainers, startSource } from './containers.js';
-import { CONTENDERS, runEngine, runStock, type ContenderContext, type ContenderId, type ContenderRun } from './contenders.js';
+import { runEngine, runStock, type ContenderContext, type ContenderId, type ContenderRun } from './contenders.js';
 import { containerMemory, meanMemory, type MemoryUse } from './memory.js';
 import type { BenchOptions, WorkloadId } from './options.js';
 import { WORKLOADS } from './workloads.js';
@@ -49,12 +49,12 @@ export interface SetInfo extends SetKey {
   error?: string;
 }
 
-export interface RunnerContext extends Omit<ContenderContext, 'persistent'> {
+export interface RunnerContext extends ContenderContext {
   podman: Podman;
   /** Label value of this benchmark run (`io.podman-tfork.bench=<run>`). */
   label: string;
   run: string;
-  persistent: boolean;
+  contenders: ContenderId[];
   progress(line: string): void;
 }
 
@@ -75,7 +75,7 @@ export async function runSet(ctx: RunnerContext, key: SetKey, reps: number, samp
     await w.prepare(ctx.podman, source);
     info.sourceMemory = await containerMemory(ctx.podman, source);
     for (let rep = 1; rep <= reps; rep++) {
-      for (const contender of CONTENDERS) {
+      for (const contender of ctx.contenders) {
         ctx.signal?.throwIfAborted();
         const s = await measure(ctx, key, source, contender, rep);
         samples.push(s);
@@ -94,7 +94,7 @@ export async function runSet(ctx: RunnerContext, key: SetKey, reps: number, samp
 }
 
 async function measure(ctx: RunnerContext, key: SetKey, source: string, contender: ContenderId, rep: number): Promise<Sample> {
-  const base = `${source}-${contender === 'engine' ? 'a' : 'b'}${rep}`;
+  const base = `${source}-${{ engine: 'a', stock: 'b', 'engine+persist': 'c' }[contender]}${rep}`;
   const names = cloneNames(source, key.copies, base);
   const sample: Sample = { ...key, rep, contender, startedAt: new Date().toISOString(), ok: false };
   let result: ContenderRun | undefined;
@@ -103,7 +103,7 @@ async function measure(ctx: RunnerContext, key: SetKey, source: string, contende
     const verify = await WORKLOADS[key.workload].check(ctx.podman, source);
     sample.failedAt = undefined;
     try {
-      result = contender === 'engine' ? await runEngine(ctx, source, base, key.copies) : await runStock(ctx, source, names);
+      result = contender === 'stock' ? await runStock(ctx, source, names) : await runEngine(ctx, source, base, key.copies, contender === 'engine+persist');
     } catch (err) {
       sample.failedAt = 'clone';
       throw err;

@@ -22,7 +22,7 @@ function mib(x?: Summary): string {
 
 /** What the engine's and stock's phases were, in one short string of medians. */
 export function phaseLine(r: Row): string {
-  const order = r.contender === 'engine' ? ['validate', 'dump', 'snapshot', 'thaw', 'copies', 'process'] : ['runtimeCheckpoint', 'export', 'restores', 'criuRestoreMax'];
+  const order = r.contender === 'stock' ? ['runtimeCheckpoint', 'export', 'restores', 'criuRestoreMax'] : ['validate', 'dump', 'snapshot', 'thaw', 'copies', 'other', 'process'];
   return order.filter((p) => r.phases[p]).map((p) => `${p} ${s2(r.phases[p]!.median)}`).join(', ');
 }
 
@@ -31,7 +31,7 @@ export interface TableInput {
   startedAt: string;
   run: string;
   reps: number;
-  persistent: string;
+  contenders: string[];
   results: Results;
   loadAtEnd: number;
   otherContainersAtEnd: number;
@@ -43,8 +43,11 @@ export function renderTable(t: TableInput): string {
     `podman-tfork benchmark, run ${t.run}, ${t.startedAt}${m.commit ? `, commit ${m.commit}` : ''}`,
     `machine ${m.id}: ${machineLine(m)}`,
     `load (1 min) ${m.loadAtStart.toFixed(2)} at start, ${t.loadAtEnd.toFixed(2)} at end; other containers running: ${m.otherContainersAtStart} at start, ${t.otherContainersAtEnd} at end`,
-    'engine = podman-tfork container clone --live --copies=N' + (t.persistent === 'async' ? ' --persistent=async' : ''),
-    'stock  = podman container checkpoint --leave-running --export F --compress none, then N x podman container restore --import F --name X at once',
+    'engine         = podman-tfork container clone --live --copies=N',
+    'stock          = podman container checkpoint --leave-running --export F --compress none, then N x podman container restore --import F --name X at once',
+    t.contenders.includes('engine+persist')
+      ? 'engine+persist = engine with --persistent=async; "durable" = until `persist wait` returns (stock: until the export is written)'
+      : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
     `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only; memory: MiB per clone right after cloning (median)`,
     '',
   ];
@@ -63,8 +66,15 @@ export function renderTable(t: TableInput): string {
     mib(r.rssMiB),
   ]);
   out.push(columns([head, ...body]), '');
-  out.push('speedup = stock wall / engine wall, pair by pair (repetition r against repetition r); frozen = stock frozen / engine frozen');
-  out.push(columns([['set', 'pairs', 'speedup', 'frozen ratio'], ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio)])]), '');
+  out.push('speedup = stock wall / engine wall, pair by pair (repetition r against repetition r); frozen ratio = stock frozen / engine frozen;');
+  out.push('with persist = stock wall / engine+persist wall');
+  out.push(
+    columns([
+      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist'],
+      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup)]),
+    ]),
+    '',
+  );
   if (t.results.slopes.length) {
     out.push('W3 scaling: least-squares slope of the median over the memory sizes (ms per GiB of written memory)');
     const f = (v?: number) => (v === undefined ? '-' : String(Math.round(v)));
