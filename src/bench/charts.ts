@@ -38,13 +38,14 @@ function series(rows: Row[], x: (r: Row) => number): Series[] {
 export function charts(results: Results, machine: Machine): ChartFile[] {
   const out: ChartFile[] = [];
   const note = `${machine.cpus} cores, kernel ${machine.kernel}, podman ${machine.podman}, CRIU ${machine.criu}, crun ${machine.crun}; median, bars min-max`;
+  const short = (w: WorkloadId) => WORKLOADS[w].title.replace(/ \(.*\)$/, '');
   const workloads = [...new Set(results.rows.map((r) => r.workload))] as WorkloadId[];
   for (const w of workloads) {
     const sizes = [...new Set(results.rows.filter((r) => r.workload === w).map((r) => r.sizeBytes))];
     for (const size of sizes) {
       const rows = results.rows.filter((r) => r.workload === w && r.sizeBytes === size);
       const tag = size !== undefined ? ` ${sizeTag(size)}` : '';
-      const title = `${WORKLOADS[w].title}${tag}: time to N running clones`;
+      const title = `${short(w)}${tag}: time to N running clones`;
       out.push({
         file: `time-vs-copies-${w.toLowerCase()}${size !== undefined ? `-${sizeTag(size).toLowerCase()}` : ''}.svg`,
         title,
@@ -57,12 +58,12 @@ export function charts(results: Results, machine: Machine): ChartFile[] {
     const rows = w3.filter((r) => r.copies === copies);
     if (new Set(rows.map((r) => r.sizeBytes)).size < 2) continue;
     const slopes = results.slopes.filter((s) => s.copies === copies);
-    const per = slopes.map((s) => `${s.contender} ${Math.round(s.wallMsPerGiB ?? NaN)} ms/GiB wall, ${Math.round(s.frozenMsPerGiB ?? NaN)} frozen`).join('; ');
+    const per = slopes.map((s) => `${s.contender} ${((s.wallMsPerGiB ?? NaN) / 1000).toFixed(1)} / ${((s.frozenMsPerGiB ?? NaN) / 1000).toFixed(1)}`).join(', ');
     const title = `W3 memory, N=${copies}: time against memory size`;
     out.push({
       file: `time-vs-size-w3-n${copies}.svg`,
       title,
-      svg: lineChart({ title, note: `slopes: ${per}`, xLabel: 'written anonymous memory (GiB)', yLabel: 'seconds', series: series(rows, (r) => r.sizeBytes! / 2 ** 30) }),
+      svg: lineChart({ title, note: [note, `per GiB, wall / frozen (s): ${per}`], xLabel: 'written anonymous memory (GiB)', yLabel: 'seconds', series: series(rows, (r) => r.sizeBytes! / 2 ** 30) }),
     });
   }
   return out;

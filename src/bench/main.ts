@@ -5,7 +5,7 @@
  * diagnostics go to stderr. Exit 0 when every run verified, 1 when some
  * failed (the results are written either way), other codes as the CLI's.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { probe } from '../core/probe.js';
@@ -16,14 +16,11 @@ import { asTforkError, TforkError } from '../errors.js';
 import { exitCodeFor } from '../cli/exit-codes.js';
 import { BENCH_LABEL_KEY, removeByPrefix } from './containers.js';
 import { CONTENDERS } from './contenders.js';
-import { charts } from './charts.js';
 import { describeMachine, otherContainers, shortMachineId } from './machine.js';
 import { BENCH_FLAGS, parseBenchArgs, type BenchOptions } from './options.js';
 import { aggregate } from './report.js';
 import { measurementSets, runSet, type Sample, type SetInfo } from './runner.js';
-import { renderTable } from './table.js';
-
-export const RESULT_SCHEMA = 1;
+import { redraw, RESULT_SCHEMA, writeOutputs, type ResultDoc } from './output.js';
 
 async function preflight(l: ReturnType<typeof layout>): Promise<void> {
   const c = await probe(l);
@@ -76,23 +73,21 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
     await removeByPrefix(podman, `tfork-bench-${runId}`);
     rmSync(scratch, { recursive: true, force: true });
   }
-  const results = aggregate(samples);
-  const table = renderTable({
-    machine,
-    startedAt,
+  const doc: ResultDoc = {
+    schema: RESULT_SCHEMA,
     run: runId,
-    reps: o.reps,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    end: { load: os.loadavg()[0]!, otherContainers: await otherContainers(podman, label) },
+    options: { ...o, persistent: persistent ? 'async' : 'off' },
     contenders,
-    results,
-    loadAtEnd: os.loadavg()[0]!,
-    otherContainersAtEnd: await otherContainers(podman, label),
-  }) + notes.map((n) => `note: ${n}\n`).join('');
-  mkdirSync(outDir, { recursive: true });
-  const files = charts(results, machine);
-  for (const c of files) writeFileSync(path.join(outDir, c.file), c.svg);
-  writeFileSync(path.join(outDir, 'table.txt'), table);
-  const doc = { schema: RESULT_SCHEMA, run: runId, startedAt, finishedAt: new Date().toISOString(), machine, options: { ...o, persistent: persistent ? 'async' : 'off' }, contenders, notes, sets, samples, results, charts: files.map((c) => ({ file: c.file, title: c.title })) };
-  writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(doc, null, 2)}\n`);
+    notes,
+    sets,
+    samples,
+    results: aggregate(samples),
+  };
+  const table = writeOutputs(doc, outDir);
   const failures = samples.filter((s) => !s.ok).length + sets.filter((s) => s.error).length;
   return { outDir, failures, table };
 }
@@ -118,6 +113,10 @@ async function main(argv: string[]): Promise<number> {
     const o = parseBenchArgs(argv);
     if (o.help) {
       process.stdout.write(benchHelp());
+      return 0;
+    }
+    if (o.from) {
+      process.stdout.write(redraw(o.from));
       return 0;
     }
     const r = await bench(o, ac.signal);

@@ -20,6 +20,8 @@ export interface BenchOptions {
   /** Also run the engine with `--persistent=async` (a third contender) and time the durable checkpoint, when the engine has the flag. */
   persistent: 'async' | 'off';
   quick: boolean;
+  /** Measure nothing: draw the charts and table again from this results.json. */
+  from?: string;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -48,6 +50,7 @@ export const BENCH_FLAGS: FlagDef[] = [
   { name: 'sizes', type: 'string', arg: 'SIZE,...', description: 'W3 memory sizes, K/M/G suffixes (default 256M,512M,1G)' },
   { name: 'out', type: 'string', arg: 'DIR', description: 'where the JSON, table and charts go (default bench-output/<date>-<machine>)' },
   { name: 'persistent', type: 'string', arg: 'async|off', choices: ['async', 'off'], description: 'async: also run the engine with --persistent=async and time its durable checkpoint (default, when the engine has it)' },
+  { name: 'from', type: 'string', arg: 'FILE', description: 'measure nothing: draw the charts and the table of an earlier run again from its results.json, next to it' },
   { name: 'help', type: 'boolean', description: 'show this help' },
 ];
 
@@ -84,6 +87,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions & { help: boolean }
     out: f.out as string | undefined,
     persistent: (f.persistent as BenchOptions['persistent'] | undefined) ?? base.persistent,
     quick: !!f.quick,
+    from: f.from as string | undefined,
   };
   if (o.sizes.some((s) => s < 2 ** 20)) throw new TforkError('E_USAGE', '--sizes must be at least 1M each');
   return { ...o, help: !!f.help };

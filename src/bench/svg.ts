@@ -24,14 +24,14 @@ export interface Chart {
   xLabel: string;
   yLabel: string;
   series: Series[];
-  /** Small print under the title (machine, units, slopes). */
-  note?: string;
+  /** Small print under the title (machine, units, slopes); one line per entry. */
+  note?: string | string[];
   width?: number;
   height?: number;
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
-const M = { left: 64, right: 16, top: 48, bottom: 72 };
+const LEGEND_PER_ROW = 3;
 
 /** Round step of about (hi - lo) / count: 1, 2 or 5 times a power of ten. */
 export function niceStep(lo: number, hi: number, count = 5): number {
@@ -59,7 +59,10 @@ function fmt(v: number): string {
 
 export function lineChart(c: Chart): string {
   const W = c.width ?? 640;
-  const H = c.height ?? 400;
+  const notes = c.note === undefined ? [] : Array.isArray(c.note) ? c.note : [c.note];
+  const legendRows = Math.ceil(c.series.length / LEGEND_PER_ROW);
+  const M = { left: 64, right: 16, top: 34 + 14 * notes.length, bottom: 46 + 16 * legendRows };
+  const H = (c.height ?? 400) + 14 * notes.length + 16 * (legendRows - 1);
   const pts = c.series.flatMap((s) => s.points);
   const xs = pts.map((p) => p.x);
   const ys = pts.flatMap((p) => [p.y, p.max ?? p.y]);
@@ -75,7 +78,7 @@ export function lineChart(c: Chart): string {
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
   ];
-  if (c.note) out.push(`<text x="${W / 2}" y="37" text-anchor="middle" fill="#555" font-size="11">${escapeXml(c.note)}</text>`);
+  notes.forEach((n, i) => out.push(`<text x="${W / 2}" y="${37 + 14 * i}" text-anchor="middle" fill="#555" font-size="11">${escapeXml(n)}</text>`));
   for (const t of yt) {
     out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${M.left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
@@ -100,9 +103,8 @@ export function lineChart(c: Chart): string {
       }
       out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${escapeXml(`${s.name}: x=${fmt(p.x)} y=${fmt(p.y)}`)}</title></circle>`);
     }
-    const perRow = Math.min(4, c.series.length);
-    const lx = M.left + 8 + (i % perRow) * ((W - M.left - M.right) / perRow);
-    const ly = H - 14 - (Math.ceil(c.series.length / perRow) - 1 - Math.floor(i / perRow)) * 16;
+    const lx = M.left + 8 + (i % LEGEND_PER_ROW) * ((W - M.left - M.right) / LEGEND_PER_ROW);
+    const ly = H - 14 - (legendRows - 1 - Math.floor(i / LEGEND_PER_ROW)) * 16;
     out.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`);
   });

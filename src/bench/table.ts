@@ -33,8 +33,8 @@ export interface TableInput {
   reps: number;
   contenders: string[];
   results: Results;
-  loadAtEnd: number;
-  otherContainersAtEnd: number;
+  loadAtEnd?: number;
+  otherContainersAtEnd?: number;
 }
 
 export function renderTable(t: TableInput): string {
@@ -42,7 +42,7 @@ export function renderTable(t: TableInput): string {
   const out: string[] = [
     `podman-tfork benchmark, run ${t.run}, ${t.startedAt}${m.commit ? `, commit ${m.commit}` : ''}`,
     `machine ${m.id}: ${machineLine(m)}`,
-    `load (1 min) ${m.loadAtStart.toFixed(2)} at start, ${t.loadAtEnd.toFixed(2)} at end; other containers running: ${m.otherContainersAtStart} at start, ${t.otherContainersAtEnd} at end`,
+    `load (1 min) ${m.loadAtStart.toFixed(2)} at start, ${t.loadAtEnd?.toFixed(2) ?? '?'} at end; other containers running: ${m.otherContainersAtStart} at start, ${t.otherContainersAtEnd ?? '?'} at end`,
     'engine         = podman-tfork container clone --live --copies=N',
     'stock          = podman container checkpoint --leave-running --export F --compress none, then N x podman container restore --import F --name X at once',
     t.contenders.includes('engine+persist')

@@ -10,6 +10,10 @@ import { pixelDiff } from '../../src/bench/screen.js';
 import { aggregate } from '../../src/bench/report.js';
 import { columns, setTitle } from '../../src/bench/format.js';
 import { measurementSets, type Sample } from '../../src/bench/runner.js';
+import { redraw, RESULT_SCHEMA, writeOutputs, type ResultDoc } from '../../src/bench/output.js';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 describe('stats', () => {
   it('median of odd and even counts, unsorted input', () => {
@@ -147,5 +151,36 @@ describe('aggregation', () => {
     expect(e.wallMsPerGiB).toBeCloseTo(2400, 6);
     expect(e.frozenMsPerGiB).toBeCloseTo(600, 6);
     expect(r.slopes.find((x) => x.contender === 'stock')!.wallMsPerGiB).toBeCloseTo(4000, 6);
+  });
+});
+
+describe('outputs', () => {
+  const G = 2 ** 30;
+  const sample = (contender: 'engine' | 'stock', sizeBytes: number, copies: number, wallMs: number): Sample => ({
+    workload: 'W3', sizeBytes, copies, rep: 1, contender, startedAt: '', ok: true, wallMs, frozenMs: wallMs / 5, phases: {},
+  });
+  const samples = [G / 4, G / 2, G].flatMap((size) => [1, 4].flatMap((n) => [sample('engine', size, n, (size / G) * 1000 * n), sample('stock', size, n, (size / G) * 2000 * n)]));
+  const doc = (): ResultDoc => ({
+    schema: RESULT_SCHEMA, run: 'r1', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:01:00Z',
+    machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 },
+    end: { load: 2, otherContainers: 1 },
+    options: { workloads: ['W3'], copies: [1, 4], reps: 1, sizes: [G / 4, G / 2, G], persistent: 'off', quick: false },
+    contenders: ['engine', 'stock'], notes: [], sets: [], samples, results: aggregate(samples),
+  });
+  it('writes the table, the JSON and a chart per W3 size and per N; --from draws them again from the JSON', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-bench-unit-'));
+    try {
+      const table = writeOutputs(doc(), dir);
+      expect(table).toMatch(/W3 1GiB N=4 +stock +1\/1 +8\.00/);
+      expect(table).toMatch(/4 +stock +3 +8000 +1600/);
+      const files = readdirSync(dir).sort();
+      expect(files).toEqual(['results.json', 'table.txt', 'time-vs-copies-w3-1gib.svg', 'time-vs-copies-w3-256mib.svg', 'time-vs-copies-w3-512mib.svg', 'time-vs-size-w3-n1.svg', 'time-vs-size-w3-n4.svg']);
+      rmSync(path.join(dir, 'time-vs-size-w3-n4.svg'));
+      expect(redraw(path.join(dir, 'results.json'))).toBe(table);
+      expect(readFileSync(path.join(dir, 'time-vs-size-w3-n4.svg'), 'utf8')).toContain('per GiB, wall / frozen (s): engine 4.0 / 0.8, stock 8.0 / 1.6');
+      expect(() => redraw(path.join(dir, 'missing.json'))).toThrow(/cannot read a results.json/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
