@@ -1,0 +1,92 @@
+/**
+ * Commit: a fork's state becomes the state of the sandbox it came from.
+ *
+ *   claim (first commit wins) -> checkpoint the fork -> roll the target back
+ *   to that checkpoint -> remove the checkpoint -> remove the fork
+ *
+ * Every sandbox counts the commits made into it (its generation); a fork
+ * remembers the generation it was made at. A commit is accepted only if the
+ * target has taken no commit since the fork: of siblings racing to commit,
+ * the first to claim wins and the others are refused with the winner's name.
+ * The claim is taken synchronously, before any await, so it is atomic within
+ * the process.
+ */
+import { asTforkError, TforkError } from '../errors.js';
+import type { Sandbox } from './sandbox.js';
+import * as state from './state.js';
+
+export interface CommitLog {
+  /** Number of commits made into the sandbox. */
+  generation: number;
+  /** Name of the fork committed at each generation. */
+  winners: string[];
+  /** A commit into it is under way. */
+  busy: boolean;
+}
+
+export interface CommitReport {
+  from: string;
+  into: string;
+  timings: { checkpointMs: number; rollbackMs: number; cleanupMs: number; totalMs: number };
+}
+
+/** The ancestor of `from` (or `from` itself) whose parent is `into`. */
+function childOf(into: Sandbox, from: Sandbox): Sandbox | undefined {
+  for (let s: Sandbox | undefined = from; s; s = s.parent) if (s.parent === into) return s;
+  return undefined;
+}
+
+export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: AbortSignal } = {}): Promise<CommitReport> {
+  const t0 = performance.now();
+  from.assertLive('commit');
+  into.assertLive('commit into');
+  const child = childOf(into, from);
+  if (!child) throw new TforkError('E_USAGE', `cannot commit ${from.name} into ${into.name}: it was not forked from it`);
+  const log = into.commitLog;
+  if (child.lineage.forkedAt !== log.generation) {
+    const first = log.winners[child.lineage.forkedAt];
+    throw new TforkError(
+      'E_INVALID_STATE',
+      first
+        ? `cannot commit ${from.name} into ${into.name}: ${first} was committed into it first (first commit wins)`
+        : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit while it was being forked`,
+      { suggestions: [`discard ${from.name}, or fork ${into.name} again`] },
+    );
+  }
+  // Claim, before any await.
+  log.generation++;
+  log.winners.push(from.name);
+  log.busy = true;
+  try {
+    let cp: Awaited<ReturnType<typeof state.createCheckpoint>>;
+    const t1 = performance.now();
+    try {
+      cp = await state.createCheckpoint(from.id, { signal: o.signal });
+    } catch (err) {
+      // Nothing changed in the target: give the claim back.
+      log.generation--;
+      log.winners.pop();
+      throw asTforkError(err, 'commit: checkpoint of the fork');
+    }
+    const t2 = performance.now();
+    try {
+      // Not cancellable: a rollback stopped half way would leave the target without a state.
+      await state.rollback(into.id, cp.id);
+    } catch (err) {
+      await state.removeCheckpoint(cp.id).catch(() => undefined);
+      throw new TforkError('E_TOOL_FAILED', `commit of ${from.name} into ${into.name} failed while rolling ${into.name} forward: ${asTforkError(err).message}`, {
+        cause: err,
+        phase: 'commit: rollback of the target',
+        suggestions: [`podman-tfork ps -a --filter name=${into.name} shows whether it still runs`],
+      });
+    }
+    const t3 = performance.now();
+    log.busy = false;
+    await Promise.all([state.removeCheckpoint(cp.id).catch(() => undefined), from.retire('committed')]);
+    const t4 = performance.now();
+    return { from: from.name, into: into.name, timings: { checkpointMs: t2 - t1, rollbackMs: t3 - t2, cleanupMs: t4 - t3, totalMs: t4 - t0 } };
+  } finally {
+    log.busy = false;
+  }
+}
+
