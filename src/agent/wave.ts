@@ -29,6 +29,11 @@ export interface WaveOptions {
   critique?: (sandbox: Sandbox, result: CandidateResult) => Promise<string | undefined>;
 }
 
+const feedbackOf = (v: Awaited<ReturnType<Candidate>>) => {
+  const f = normalizeReturn(v).feedback;
+  return f ? { feedback: f } : {};
+};
+
 type Race = { kind: 'value'; v: Awaited<ReturnType<Candidate>> } | { kind: 'error'; e: unknown } | { kind: 'timeout' } | { kind: 'cancelled' };
 
 /** Run `fn` until it settles, the timeout passes or the sandbox stops being live. */
@@ -103,15 +108,14 @@ export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveO
       const base: CandidateResult =
         r.kind === 'error'
           ? { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'crashed', success: false, score: 0, error: errorOf(r.e) }
-          : { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'failed', success: false, ...normalizeReturn(r.v), score: 0 };
+          : { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'failed', success: false, score: 0, ...feedbackOf(r.v) };
       const feedback = o.critique ? await critique(sb, base) : base.feedback;
       if (settled[i]) return;
       const { index: _i, sandbox: _s, durationMs: _d, ...rest } = base;
       settle(i, { ...rest, ...(feedback ? { feedback } : {}) });
       return remove(i, rest.status);
     }
-    const n = normalizeReturn(r.v);
-    const result = settle(i, { status: 'succeeded', success: true, score: n.score, ...(n.feedback ? { feedback: n.feedback } : {}) });
+    const result = settle(i, { status: 'succeeded', success: true, score: normalizeReturn(r.v).score, ...feedbackOf(r.v) });
     if (o.mode === 'all') return;
     if (winner === undefined) {
       winner = i;

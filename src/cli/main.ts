@@ -18,8 +18,11 @@ import { setupCommand } from './commands/setup.js';
 import { infoCommand } from './commands/info.js';
 import { cleanupCommand } from './commands/cleanup.js';
 import { cloneCommand } from './commands/clone.js';
+import { speculateCommand } from './commands/speculate.js';
+import { bestOfNCommand } from './commands/best-of-n.js';
+import { reflexionCommand } from './commands/reflexion.js';
 
-export const COMMANDS: Command[] = [setupCommand, infoCommand, cleanupCommand, cloneCommand];
+export const COMMANDS: Command[] = [setupCommand, infoCommand, cleanupCommand, cloneCommand, speculateCommand, bestOfNCommand, reflexionCommand];
 
 /** podman global flags that take a value (so the command word can be found after them). */
 const GLOBAL_VALUE_FLAGS = new Set([
@@ -65,7 +68,7 @@ async function passthrough(argv: string[], io: Io): Promise<number> {
 }
 
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
-  const wantsJson = argv.includes('--format=json') || argv.some((a, i) => a === '--format' && argv[i + 1] === 'json');
+  const wantsJson = argv.includes('--format=json') || argv.some((a, i) => a === '--format' && argv[i + 1] === 'json') || (!!findCommand(argv) && argv.includes('--json'));
   try {
     if (argv.includes('--tfork-help')) {
       io.stdout.write(renderHelp(COMMANDS));
