@@ -54,6 +54,13 @@ export class TforkError extends Error {
     return e;
   }
 
+  /** The same error with more suggestions (what the user can do now). */
+  withSuggestions(more: string[]): TforkError {
+    const e = new TforkError(this.code, this.message, { suggestions: [...this.suggestions, ...more], cause: this.cause, phase: this.phase, detail: this.detail });
+    e.stack = this.stack;
+    return e;
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       code: this.code,

@@ -6,9 +6,19 @@ export { layout, type Layout } from './drivers/layout.js';
 export { Podman } from './drivers/podman.js';
 export { cloneLive, type CloneReport, type CopyReport } from './core/clone/engine.js';
 export { type CloneOptions, type CloneEvent, type ClonePhase } from './core/clone/plan.js';
+export {
+  createCheckpoint,
+  listCheckpoints,
+  removeCheckpoint,
+  pruneCheckpoints,
+  rollback,
+  type CheckpointInfo,
+  type CheckpointOptions,
+  type RollbackReport,
+} from './core/checkpoint/index.js';
+export { listStatuses as listDurableCheckpoints, readStatus as durableCheckpointStatus, type PersistStatus } from './core/persist/job.js';
 export { Sandbox, type SandboxState, type ExecOptions, type ExecResult, type ForkOptions } from './agent/sandbox.js';
 export { type CommitReport } from './agent/commit.js';
-export { type CheckpointInfo } from './agent/state.js';
 export { type Candidate, type CandidateReturn, type CandidateResult, type CandidateStatus, type Outcome, type AgentEvent, type PatternOptions, type PatternName } from './agent/results.js';
 export { speculate } from './agent/patterns/speculate.js';
 export { bestOfN, type BestOfNOptions } from './agent/patterns/best-of-n.js';

@@ -61,7 +61,8 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
     let cp: Awaited<ReturnType<typeof state.createCheckpoint>>;
     const t1 = performance.now();
     try {
-      cp = await state.createCheckpoint(from.id, { signal: o.signal });
+      // The fork is stopped by the capture: it is removed right after anyway.
+      cp = await state.createCheckpoint(from.id, { signal: o.signal, stop: true }, from.deps);
     } catch (err) {
       // Nothing changed in the target: give the claim back.
       log.generation--;
@@ -71,9 +72,9 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
     const t2 = performance.now();
     try {
       // Not cancellable: a rollback stopped half way would leave the target without a state.
-      await state.rollback(into.id, cp.id);
+      await state.rollback(into.id, cp.id, {}, into.deps);
     } catch (err) {
-      await state.removeCheckpoint(cp.id).catch(() => undefined);
+      await state.removeCheckpoint(cp.id, into.deps).catch(() => undefined);
       throw new TforkError('E_TOOL_FAILED', `commit of ${from.name} into ${into.name} failed while rolling ${into.name} forward: ${asTforkError(err).message}`, {
         cause: err,
         phase: 'commit: rollback of the target',
@@ -82,7 +83,7 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
     }
     const t3 = performance.now();
     log.busy = false;
-    await Promise.all([state.removeCheckpoint(cp.id).catch(() => undefined), from.retire('committed')]);
+    await Promise.all([state.removeCheckpoint(cp.id, into.deps).catch(() => undefined), from.retire('committed')]);
     const t4 = performance.now();
     return { from: from.name, into: into.name, timings: { checkpointMs: t2 - t1, rollbackMs: t3 - t2, cleanupMs: t4 - t3, totalMs: t4 - t0 } };
   } finally {

@@ -63,7 +63,8 @@ export class Sandbox implements AsyncDisposable {
   private constructor(
     readonly name: string,
     readonly id: string,
-    private readonly deps: { podman: Podman; layout: Layout },
+    /** @internal */
+    readonly deps: { podman: Podman; layout: Layout },
     /** The sandbox this one was forked from, and that one's commit generation at the fork. */
     readonly lineage: { parent?: Sandbox; forkedAt: number; owned: boolean },
   ) {}
@@ -181,25 +182,25 @@ export class Sandbox implements AsyncDisposable {
   /** Capture the full state (memory, processes, files); the container keeps running. Returns the checkpoint id. */
   async checkpoint(o: { signal?: AbortSignal } = {}): Promise<string> {
     this.assertLive('checkpoint');
-    const cp = await state.createCheckpoint(this.id, { signal: o.signal });
+    const cp = await state.createCheckpoint(this.id, { signal: o.signal }, this.deps);
     this.#checkpoints.add(cp.id);
     return cp.id;
   }
 
   /** The container's checkpoints, oldest first. */
   async checkpoints(): Promise<state.CheckpointInfo[]> {
-    return state.listCheckpoints(this.id);
+    return state.listCheckpoints(this.id, this.deps);
   }
 
   async removeCheckpoint(id: string): Promise<void> {
-    await state.removeCheckpoint(id);
+    await state.removeCheckpoint(id, this.deps);
     this.#checkpoints.delete(id);
   }
 
   /** Replace the running state with a checkpointed one (same container, same name). */
   async rollback(checkpointId: string, o: { signal?: AbortSignal } = {}): Promise<void> {
     this.assertLive('roll back');
-    await state.rollback(this.id, checkpointId, { signal: o.signal });
+    await state.rollback(this.id, checkpointId, { signal: o.signal }, this.deps);
   }
 
   /**
@@ -247,7 +248,7 @@ export class Sandbox implements AsyncDisposable {
     if (r.exitCode !== 0 && (await this.deps.podman.containerExists(this.id))) {
       throw new TforkError('E_TOOL_FAILED', `could not remove ${this.name}: ${r.stderr.trim()}`, { suggestions: [`podman-tfork rm -f ${this.name}`] });
     }
-    await Promise.all([...this.#checkpoints].map((id) => state.removeCheckpoint(id).catch(() => undefined)));
+    await Promise.all([...this.#checkpoints].map((id) => state.removeCheckpoint(id, this.deps).catch(() => undefined)));
     this.#checkpoints.clear();
   }
 

@@ -18,11 +18,28 @@ import { setupCommand } from './commands/setup.js';
 import { infoCommand } from './commands/info.js';
 import { cleanupCommand } from './commands/cleanup.js';
 import { cloneCommand } from './commands/clone.js';
+import { checkpointCreateCommand, checkpointListCommand, checkpointRemoveCommand, rollbackCommand } from './commands/checkpoint.js';
+import { persistListCommand, persistRemoveCommand, persistWaitCommand } from './commands/persist.js';
 import { speculateCommand } from './commands/speculate.js';
 import { bestOfNCommand } from './commands/best-of-n.js';
 import { reflexionCommand } from './commands/reflexion.js';
 
-export const COMMANDS: Command[] = [setupCommand, infoCommand, cleanupCommand, cloneCommand, speculateCommand, bestOfNCommand, reflexionCommand];
+export const COMMANDS: Command[] = [
+  setupCommand,
+  infoCommand,
+  cleanupCommand,
+  cloneCommand,
+  persistListCommand,
+  persistWaitCommand,
+  persistRemoveCommand,
+  checkpointCreateCommand,
+  checkpointListCommand,
+  checkpointRemoveCommand,
+  rollbackCommand,
+  speculateCommand,
+  bestOfNCommand,
+  reflexionCommand,
+];
 
 /** podman global flags that take a value (so the command word can be found after them). */
 const GLOBAL_VALUE_FLAGS = new Set([

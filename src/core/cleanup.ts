@@ -24,7 +24,7 @@ export interface CleanupResult extends CleanupItem {
 
 export const CGROUP_PARENT = 'libpod_parent';
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

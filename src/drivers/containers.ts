@@ -20,8 +20,21 @@ export interface ContainerInfo {
   bundle: string;
   /** Host path of its root filesystem (a btrfs subvolume with the btrfs driver). */
   rootfs: string;
-  publishedPorts: string[];
+  /** Ports published on the host. */
+  ports: PublishedPort[];
   labels: Record<string, string>;
+}
+
+export interface PublishedPort {
+  containerPort: number;
+  protocol: string;
+  hostPort: number;
+  hostIp?: string;
+}
+
+/** podman's --publish syntax: [IP:]HOSTPORT:CONTAINERPORT/PROTOCOL */
+export function publishArg(p: PublishedPort): string {
+  return `${p.hostIp ? `${p.hostIp}:` : ''}${p.hostPort}:${p.containerPort}/${p.protocol}`;
 }
 
 interface RawInspect {
@@ -32,7 +45,7 @@ interface RawInspect {
   GraphDriver: { Name: string };
   StaticDir: string;
   OCIConfigPath?: string;
-  HostConfig?: { PortBindings?: Record<string, { HostPort: string }[] | null> };
+  HostConfig?: { PortBindings?: Record<string, { HostPort: string; HostIp?: string }[] | null> };
   Config?: { Labels?: Record<string, string> | null };
 }
 
@@ -53,7 +66,10 @@ function toInfo(r: RawInspect): ContainerInfo {
     graphDriver: r.GraphDriver.Name,
     bundle: r.StaticDir,
     rootfs: rootfsOf(r.StaticDir),
-    publishedPorts: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([p, b]) => (b ?? []).map((x) => `${x.HostPort}->${p}`)),
+    ports: Object.entries(r.HostConfig?.PortBindings ?? {}).flatMap(([key, b]) => {
+      const [port, protocol = 'tcp'] = key.split('/');
+      return (b ?? []).map((x) => ({ containerPort: Number(port), protocol, hostPort: Number(x.HostPort), ...(x.HostIp ? { hostIp: x.HostIp } : {}) }));
+    }),
     labels: r.Config?.Labels ?? {},
   };
 }
@@ -66,15 +82,15 @@ export async function inspectContainer(podman: Podman, name: string, opts: RunOp
 }
 
 /**
- * Write a clone's bundle config.json from the source's: the source's id and
- * rootfs path become the clone's, and the clone annotation (OCI hooks match
- * on it) is added.
+ * Write a container's bundle config.json from a captured one: the captured
+ * container's id and rootfs path become the target's, and annotations are
+ * added (OCI hooks match on them).
  */
-export function writeCloneConfig(o: { sourceBundle: string; cloneBundle: string; replacements: [string, string][]; annotation: [string, string] }): void {
-  let text = readFileSync(path.join(o.sourceBundle, 'config.json'), 'utf8');
+export function writeCloneConfig(o: { sourceConfig: string; cloneBundle: string; replacements: [string, string][]; annotations: Record<string, string> }): void {
+  let text = readFileSync(o.sourceConfig, 'utf8');
   for (const [from, to] of o.replacements) text = text.split(from).join(to);
   const cfg = JSON.parse(text) as { annotations?: Record<string, string> };
-  cfg.annotations = { ...cfg.annotations, [o.annotation[0]]: o.annotation[1] };
+  cfg.annotations = { ...cfg.annotations, ...o.annotations };
   writeFileSync(path.join(o.cloneBundle, 'config.json'), JSON.stringify(cfg));
 }
 
@@ -92,4 +108,11 @@ export async function takenNames(podman: Podman, names: string[], opts: RunOptio
   const r = await podman.run(['ps', '-a', '--format', '{{.Names}}'], opts);
   const all = new Set(r.stdout.split('\n').map((s) => s.trim()));
   return names.filter((n) => all.has(n));
+}
+
+/** The parent layer (the image's top layer) of a storage layer, from containers/storage's record. */
+export function layerParent(graphroot: string, layerId: string): string | undefined {
+  const file = path.join(graphroot, 'btrfs-layers', 'layers.json');
+  const list = JSON.parse(readFileSync(file, 'utf8')) as { id: string; parent?: string }[];
+  return list.find((x) => x.id === layerId)?.parent;
 }

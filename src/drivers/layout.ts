@@ -30,6 +30,8 @@ export interface Layout {
   libpodTmp: string;
   /** Staging area for clone operations (on the graphroot's filesystem). */
   staging: string;
+  /** Checkpoints of running containers (checkpoint create / rollback), on the graphroot's filesystem. */
+  checkpointStore: string;
   /** Durable checkpoints written by --persistent. */
   checkpoints: string;
   /** The package's own directory (patches, images, hooks). */
@@ -58,6 +60,7 @@ export function layout(env: NodeJS.ProcessEnv = process.env): Layout {
     runroot: path.join(runDir, 'storage'),
     libpodTmp: path.join(runDir, 'libpod'),
     staging: path.join(graphroot, 'tfork', 'staging'),
+    checkpointStore: path.join(graphroot, 'tfork', 'checkpoints'),
     checkpoints: path.join(root, 'checkpoints'),
     packageDir: PACKAGE_DIR,
   };

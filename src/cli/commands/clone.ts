@@ -11,6 +11,14 @@ const flags: FlagDef[] = [
   { name: 'live', type: 'boolean', description: 'clone the running state (processes, memory, files), not just the configuration' },
   { name: 'copies', type: 'integer', arg: 'N', default: 1, description: 'number of running copies (names BASE-0 .. BASE-(N-1) when N > 1)' },
   { name: 'name', type: 'string', arg: 'BASE', description: 'name of the clone, or base of the names (default <source>-clone)' },
+  {
+    name: 'persistent',
+    type: 'string',
+    arg: 'async|sync',
+    bareValue: 'async',
+    choices: ['async', 'sync'],
+    description: 'also write a durable checkpoint archive (stock `podman container restore --import` restores it): sync before returning, async (bare flag) in the background; see `persist ls|wait`',
+  },
   { name: 'tfork-ghost-limit', type: 'string', arg: 'BYTES', description: `largest deleted-but-open file carried into the clones (default ${DEFAULT_GHOST_LIMIT / 2 ** 20}MiB; K/M/G suffixes)` },
   { name: 'tfork-tcp-close', type: 'boolean', default: true, description: 'established TCP connections come back closed in the clones; =false keeps CRIU refusing to dump them' },
   FORMAT_FLAG,
@@ -30,13 +38,15 @@ function summary(io: Io, r: CloneReport): void {
   io.stderr.write(
     `\r\x1b[2Kcloned ${r.source.name} into ${r.copies.length} in ${ms(t.totalMs)}: dump ${ms(t.dumpMs)}` +
       (t.frozenMs !== undefined ? ` (source frozen ${ms(t.frozenMs)}, snapshot ${ms(t.snapshotMs ?? 0)})` : '') +
-      `, copies ${ms(t.copiesMs)} (restore max ${ms(Math.max(...restores))})\n`,
+      `, copies ${ms(t.copiesMs)} (restore max ${ms(Math.max(...restores))})` +
+      (r.persistent ? `; durable checkpoint ${r.persistent.state}${t.persistMs !== undefined ? ` in ${ms(t.persistMs)}` : ''}: ${r.persistent.path}` : '') +
+      '\n',
   );
 }
 
 export const cloneCommand: Command = {
   name: 'container clone',
-  usage: 'podman-tfork container clone --live [--copies=N] [--name BASE] [--tfork-ghost-limit BYTES] [--tfork-tcp-close[=BOOL]] [--format json] SOURCE',
+  usage: 'podman-tfork container clone --live [--copies=N] [--name BASE] [--persistent[=async|sync]] [--tfork-ghost-limit BYTES] [--tfork-tcp-close[=BOOL]] [--format json] SOURCE',
   summary: 'fork a running container into N running copies that continue from the same instant',
   flags,
   async run({ flags: f, positionals }, io) {
@@ -48,12 +58,14 @@ export const cloneCommand: Command = {
       name: f.name as string | undefined,
       ghostLimit: f['tfork-ghost-limit'] !== undefined ? parseSize(String(f['tfork-ghost-limit'])) : undefined,
       tcpClose: f['tfork-tcp-close'] as boolean,
+      persistent: f.persistent as 'sync' | 'async' | undefined,
       onEvent: json ? undefined : progress(io),
     });
     if (json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
       for (const c of report.copies) io.stdout.write(`${c.name}\n`);
       if (isInteractive(io)) summary(io, report);
+      else if (report.persistent) io.stderr.write(`durable checkpoint ${report.persistent.id} ${report.persistent.state}: ${report.persistent.path}\n`);
     }
     return 0;
   },

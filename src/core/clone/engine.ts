@@ -1,30 +1,30 @@
 /**
  * The live clone engine (stock-kernel tier):
  *
- *   validate -> freeze + dump (CRIU, once, source left running)
- *            -> snapshot (read-only btrfs snapshot of the rootfs, taken by a
- *               CRIU action script while the source is still frozen)
- *            -> thaw (CRIU resumes the source; verified, forced if needed)
+ *   validate -> capture (one CRIU dump, source left running; read-only btrfs
+ *               snapshot of the rootfs while the source is frozen)
+ *            -> thaw (CRIU resumed the source; verified, forced if needed)
  *            -> per copy, in parallel: register (podman container clone),
- *               rootfs (writable snapshot), images (reflink copy), restore
+ *               place the state (writable snapshot, reflinked images),
+ *               restore
+ *            -> persist (optional: a durable archive stock podman restores,
+ *               written inline or by a detached writer)
  *
  * Every step registers its undo in a Transaction; any failure unwinds it,
  * thaws the source and names the phase with the tool's log excerpt.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
-import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
-import { inspectContainer, storageLayer, takenNames, writeCloneConfig, type ContainerInfo } from '../../drivers/containers.js';
-import { parseDumpTimes, writeCriuShim, writeSnapshotScript } from '../../drivers/criu-shim.js';
-import { reflinkCopy, removeTree } from '../../drivers/files.js';
+import { inspectContainer, publishArg, takenNames, type ContainerInfo, type PublishedPort } from '../../drivers/containers.js';
+import { freePort } from '../../drivers/ports.js';
 import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
-import { CRIU, installedBinary } from '../setup/toolchain.js';
-import { CLONE_ANNOTATION } from '../setup/hooks.js';
 import { Transaction } from './transaction.js';
 import { cloneNames, parseFault, validateOptions, type CloneEvent, type CloneOptions, type ClonePhase } from './plan.js';
+import { assertCapturable, captureState, discardScratch, scratchDir } from '../state/capture.js';
+import { placeState, restoreContainer, restoreImported, targetOf } from '../state/place.js';
+import { preparePersist, type PersistStatus } from '../persist/job.js';
+import { runPersist, startDetachedWriter } from '../persist/writer.js';
 
 export interface CopyReport {
   name: string;
@@ -32,6 +32,8 @@ export interface CopyReport {
   state: 'running' | 'failed' | 'not-created';
   error?: string;
   restoreMs?: number;
+  /** Host ports of a copy whose source publishes ports ([IP:]HOST:CONTAINER/PROTO). */
+  ports?: string[];
 }
 
 export interface CloneReport {
@@ -47,11 +49,13 @@ export interface CloneReport {
     thawMs: number;
     /** Wall time of the parallel per-copy work (register + rootfs + images + restore). */
     copiesMs: number;
+    /** --persistent=sync: writing the durable archive. */
+    persistMs?: number;
     totalMs: number;
   };
+  /** The durable checkpoint (--persistent): where, and whether it is complete. */
+  persistent?: PersistStatus;
 }
-
-const BTRFS = '/usr/bin/btrfs';
 
 /** Fork a running container into N running copies that continue from the same instant. */
 export async function cloneLive(sourceName: string, options: CloneOptions = {}, deps: { layout?: Layout; podman?: Podman } = {}): Promise<CloneReport> {
@@ -65,13 +69,13 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
   const tx = new Transaction();
   let phase: ClonePhase = 'validate';
   let source: ContainerInfo | undefined;
-  const timed = async <T>(p: ClonePhase, fn: () => Promise<T>, copy?: number): Promise<[T, number]> => {
-    if (copy === undefined) phase = p;
-    emit({ type: 'phase-start', phase: p, copy });
+  const timed = async <T>(p: ClonePhase, fn: () => Promise<T>): Promise<[T, number]> => {
+    phase = p;
+    emit({ type: 'phase-start', phase: p });
     const s = performance.now();
     const v = await fn();
     const ms = performance.now() - s;
-    emit({ type: 'phase-end', phase: p, copy, durationMs: ms });
+    emit({ type: 'phase-end', phase: p, durationMs: ms });
     return [v, ms];
   };
   const inject = (p: string, copy?: number) => {
@@ -84,19 +88,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // ---- validate: everything that can be checked before touching anything.
     const [v, validateMs] = await timed('validate', async () => {
       const src = await inspectContainer(podman, sourceName, { signal });
-      if (src.state !== 'running' || src.paused) {
-        throw new TforkError('E_INVALID_STATE', `container ${src.name} is ${src.paused ? 'paused' : src.state}: only a running container can be cloned live`, {
-          suggestions: [src.paused ? `podman-tfork unpause ${src.name}` : `podman-tfork start ${src.name}`],
-        });
-      }
-      if (src.graphDriver !== 'btrfs' || !src.rootfs || !(await isSubvolume(src.rootfs))) {
-        throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} is not on btrfs storage (driver ${src.graphDriver})`, {
-          suggestions: ['create the source with podman-tfork, whose storage is btrfs'],
-        });
-      }
-      if (src.publishedPorts.length) {
-        throw new TforkError('E_CAPABILITY_MISSING', `container ${src.name} publishes ports (${src.publishedPorts.join(', ')}): live clones of sources with published ports are not supported yet`);
-      }
+      await assertCapturable(src);
       const names = cloneNames(src.name, o.copies, options.name);
       const taken = await takenNames(podman, names, { signal });
       if (taken.length) throw new TforkError('E_EXISTS', `the name${taken.length > 1 ? 's' : ''} ${taken.join(', ')} ${taken.length > 1 ? 'are' : 'is'} already in use`, { suggestions: ['choose another base with --name'] });
@@ -107,42 +99,30 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const names = v.names;
 
     // ---- scratch directory of this operation, on the storage filesystem.
-    const op = path.join(l.staging, `${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`);
-    mkdirSync(op, { recursive: true });
-    writeFileSync(path.join(op, 'owner'), `${process.pid}\n`);
-    tx.onRollback('scratch directory', async () => {
-      if (await isSubvolume(path.join(op, 'rootfs'))) await deleteSubvolume(path.join(op, 'rootfs'));
-      await removeTree(op);
-    });
-    const criuBin = installedBinary(l, CRIU);
+    const scratch = scratchDir(l, 'clone');
+    tx.onRollback('scratch directory', () => discardScratch(scratch));
+    // A source that publishes ports is cloned through a checkpoint archive, so
+    // that each copy gets its own host ports (restore --import --publish).
+    const viaImport = src.ports.length > 0;
+    const persist = o.persistent || viaImport ? preparePersist(l, src, o.persistent ?? 'sync', o.persistent ? undefined : scratch) : undefined;
+    if (persist) tx.onRollback('durable checkpoint', () => persist.discard());
 
     // ---- freeze + dump + snapshot: one CRIU dump; the source keeps running.
-    const rootSnap = path.join(op, 'rootfs');
-    const timesFile = path.join(op, 'dump-times');
-    writeSnapshotScript(path.join(op, 'dump-hook'), { rootfs: src.rootfs, snapshot: rootSnap, timesFile, btrfs: BTRFS, fail: fault?.phase === 'snapshot' });
-    const dumpConf = [`action-script ${path.join(op, 'dump-hook')}`, `ghost-limit ${o.ghostLimit}`, ...(fault?.phase === 'dump' ? ['fault-injected-unknown-option'] : [])];
-    const dumpBin = writeCriuShim(path.join(op, 'bin-dump'), criuBin, path.join(op, 'dump.conf'), dumpConf);
-    const srcImages = path.join(src.bundle, 'checkpoint');
-    tx.onRollback('source checkpoint images', async () => removeTree(srcImages));
-    const [, dumpMs] = await timed('dump', async () => {
+    const [state] = await timed('dump', async () => {
       inject('freeze');
-      const r = await podman.run(['container', 'checkpoint', '--leave-running', ...(o.tcpClose ? ['--tcp-established'] : []), src.id], {
+      return captureState(podman, l, src, scratch, {
+        leaveRunning: true,
+        tcpClose: o.tcpClose,
+        ghostLimit: o.ghostLimit,
+        exportTo: persist?.partFile,
         signal,
-        reject: false,
-        env: { PATH: `${dumpBin}:${podman.env.PATH}` },
-        timeoutMs: 10 * 60_000,
+        fault: fault?.phase === 'dump' || fault?.phase === 'snapshot' ? fault.phase : undefined,
+      }).catch((err) => {
+        const e = asTforkError(err);
+        if (e.phase) phase = e.phase as ClonePhase;
+        throw e;
       });
-      if (r.exitCode !== 0) {
-        const where = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '').snapshotStart ? 'snapshot' : 'dump';
-        phase = where;
-        throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.stderr)}`);
-      }
     });
-    const times = parseDumpTimes(readFileSync(timesFile, 'utf8'));
-    const frozenMs = times.preDump && times.snapshotEnd ? times.snapshotEnd - times.preDump : undefined;
-    const snapshotMs = times.snapshotStart && times.snapshotEnd ? times.snapshotEnd - times.snapshotStart : undefined;
-    const images = path.join(op, 'images');
-    renameSync(srcImages, images);
 
     // ---- thaw: CRIU resumed the source; make sure of it.
     const [, thawMs] = await timed('thaw', async () => {
@@ -152,19 +132,25 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       if (now.state !== 'running') throw new TforkError('E_INVALID_STATE', `the source is ${now.state} after the dump`);
     });
 
-    // ---- per copy, in parallel: register, rootfs, images, restore.
+    // ---- the archive first when the copies are made from it.
+    let persistMs: number | undefined;
+    let persistent: PersistStatus | undefined;
+    if (persist && viaImport) {
+      await persist.snapshotFrom(state);
+      [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
+    }
+
+    // ---- per copy, in parallel: register, place the state, restore.
     const reports: CopyReport[] = names.map((name) => ({ name, id: '', state: 'not-created' }));
+    const hostPorts = viaImport ? await freeHostPorts(src.ports, names.length) : [];
     const [, copiesMs] = await timed('restore', async () => {
-      const results = await Promise.allSettled(
-        names.map((name, i) => makeCopy(i, name)),
-      );
+      const results = await Promise.allSettled(names.map((name, i) => (viaImport ? makeImportedCopy(i, name) : makeCopy(i, name))));
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
     });
 
     async function makeCopy(i: number, name: string): Promise<void> {
       const rep = reports[i]!;
-      phase = 'register';
       const reg = await podman.run(['container', 'clone', src.id, name], { signal, reject: false });
       if (reg.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container clone ${name} failed:\n${reg.stderr.trim()}`, { phase: 'register' });
       const id = reg.stdout.trim().split('\n').pop()!;
@@ -172,52 +158,66 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       tx.onRollback(`clone ${name}`, async () => {
         await podman.run(['rm', '-f', '-t', '0', id], { reject: false });
       });
-      try {
+      const target = await (async () => {
         inject('register', i);
-        const cloneRoot = path.join(l.graphroot, 'btrfs', 'subvolumes', storageLayer(l.graphroot, id));
-        const bundle = path.join(l.graphroot, 'btrfs-containers', id, 'userdata');
-        // Its root filesystem becomes a writable snapshot of the source's at T.
-        await deleteSubvolume(cloneRoot, { signal });
-        await snapshot(rootSnap, cloneRoot, { signal });
-        await reflinkCopy(images, path.join(bundle, 'checkpoint'), { signal });
-        writeCloneConfig({
-          sourceBundle: src.bundle,
-          cloneBundle: bundle,
-          replacements: [
-            [src.id, id],
-            [src.rootfs, cloneRoot],
-          ],
-          annotation: [CLONE_ANNOTATION, src.id],
-        });
-      } catch (err) {
+        const t = targetOf(l, id);
+        await placeState(state, t, { signal, cloneOf: src.id });
+        return t;
+      })().catch((err) => {
         throw asTforkError(err).inPhase('register');
-      }
-      const restoreConf = [...(o.tcpClose ? ['tcp-close'] : []), ...(fault?.phase === 'restore' && fault.copy === i ? ['fault-injected-unknown-option'] : [])];
-      const binDir = writeCriuShim(path.join(op, `bin-restore-${i}`), criuBin, path.join(op, `restore-${i}.conf`), restoreConf);
+      });
       emit({ type: 'phase-start', phase: 'restore', copy: i });
-      const s = performance.now();
-      const r = await podman.run(['container', 'restore', id], { signal, reject: false, env: { PATH: `${binDir}:${podman.env.PATH}` }, timeoutMs: 10 * 60_000 });
-      rep.restoreMs = performance.now() - s;
-      emit({ type: 'phase-end', phase: 'restore', copy: i, durationMs: rep.restoreMs });
-      if (r.exitCode !== 0) {
+      try {
+        rep.restoreMs = await restoreContainer(podman, l, target, { scratch, tag: String(i), tcpClose: o.tcpClose, signal, fault: fault?.phase === 'restore' && fault.copy === i });
+      } catch (err) {
         rep.state = 'failed';
-        rep.error = r.stderr.trim();
-        const bundle = path.join(l.graphroot, 'btrfs-containers', id, 'userdata');
-        throw new TforkError('E_TOOL_FAILED', `restore of copy ${i} (${name}) failed:\n${criuLogExcerpt(bundle, r.stderr, 'restore.log')}`, { phase: `restore:${i}` });
+        rep.error = asTforkError(err).message;
+        throw asTforkError(err).inPhase(`restore:${i}`);
       }
+      emit({ type: 'phase-end', phase: 'restore', copy: i, durationMs: rep.restoreMs });
       rep.state = 'running';
       emit({ type: 'copy-ready', copy: i, name, id });
+    }
+
+    async function makeImportedCopy(i: number, name: string): Promise<void> {
+      const rep = reports[i]!;
+      const ports = hostPorts[i]!.map(publishArg);
+      tx.onRollback(`clone ${name}`, async () => {
+        await podman.run(['rm', '-f', '-t', '0', name], { reject: false });
+      });
+      inject('register', i);
+      emit({ type: 'phase-start', phase: 'restore', copy: i });
+      try {
+        const r = await restoreImported(podman, l, persist!.job.archive, name, ports, { scratch, tag: String(i), tcpClose: o.tcpClose, signal, fault: fault?.phase === 'restore' && fault.copy === i });
+        Object.assign(rep, { id: r.id, restoreMs: r.ms, ports, state: 'running' });
+      } catch (err) {
+        rep.state = 'failed';
+        rep.error = asTforkError(err).message;
+        throw asTforkError(err).inPhase(`restore:${i}`);
+      }
+      emit({ type: 'phase-end', phase: 'restore', copy: i, durationMs: rep.restoreMs! });
+      emit({ type: 'copy-ready', copy: i, name, id: rep.id });
+    }
+
+    // ---- persist: sync writes the archive now; async hands it to a detached writer.
+    if (persist && !viaImport) {
+      await persist.snapshotFrom(state);
+      if (o.persistent === 'sync') {
+        [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
+      } else {
+        persistent = startDetachedWriter(l, persist.job, { fault: fault?.phase === 'persist' });
+      }
     }
 
     // ---- done: keep the clones, drop the scratch images.
     tx.commit();
     phase = 'cleanup';
-    await deleteSubvolume(rootSnap).catch(() => undefined);
-    await removeTree(op).catch(() => undefined);
+    await discardScratch(scratch).catch(() => undefined);
     return {
       source: { name: src.name, id: src.id },
       copies: reports,
-      timings: { validateMs, dumpMs, frozenMs, snapshotMs, thawMs, copiesMs, totalMs: performance.now() - t0 },
+      timings: { validateMs, dumpMs: state.timings.dumpMs, frozenMs: state.timings.frozenMs, snapshotMs: state.timings.snapshotMs, thawMs, copiesMs, persistMs, totalMs: performance.now() - t0 },
+      ...(persistent && o.persistent ? { persistent } : {}),
     };
   } catch (err) {
     const e = asTforkError(err).inPhase(phase);
@@ -228,14 +228,20 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
   }
 }
 
-/** The tool's own words: podman's stderr plus the tail of CRIU's log when one was written. */
-function criuLogExcerpt(bundle: string, stderr: string, log = 'dump.log'): string {
-  const lines = [stderr.trim()];
-  for (const f of [path.join(bundle, 'checkpoint', log), path.join(bundle, log)]) {
-    if (!existsSync(f)) continue;
-    const errs = readFileSync(f, 'utf8').split('\n').filter((x) => /Error|error|fail/i.test(x)).slice(-8);
-    if (errs.length) lines.push(`CRIU log ${f}:`, ...errs.map((x) => `  ${x}`));
-    break;
+/** For each copy, the source's published ports on new free host ports (all distinct). */
+async function freeHostPorts(ports: PublishedPort[], copies: number): Promise<PublishedPort[][]> {
+  const used = new Set<string>();
+  const out: PublishedPort[][] = [];
+  for (let i = 0; i < copies; i++) {
+    const mine: PublishedPort[] = [];
+    for (const p of ports) {
+      let port: number;
+      do port = await freePort(p.protocol, p.hostIp || undefined);
+      while (used.has(`${p.protocol}/${port}`));
+      used.add(`${p.protocol}/${port}`);
+      mine.push({ ...p, hostPort: port });
+    }
+    out.push(mine);
   }
-  return lines.filter(Boolean).join('\n');
+  return out;
 }

@@ -10,11 +10,13 @@ export interface CloneOptions {
   ghostLimit?: number;
   /** Established TCP connections come back closed in the clones (default true). */
   tcpClose?: boolean;
+  /** Also write a durable checkpoint archive: before returning (sync) or in the background (async). */
+  persistent?: 'sync' | 'async';
   signal?: AbortSignal;
   onEvent?: (e: CloneEvent) => void;
 }
 
-export type ClonePhase = 'validate' | 'freeze' | 'dump' | 'snapshot' | 'register' | 'restore' | 'thaw' | 'cleanup';
+export type ClonePhase = 'validate' | 'freeze' | 'dump' | 'snapshot' | 'register' | 'restore' | 'thaw' | 'persist' | 'cleanup';
 
 export type CloneEvent =
   | { type: 'phase-start'; phase: ClonePhase; copy?: number }
@@ -31,7 +33,7 @@ export function cloneNames(sourceName: string, copies: number, base?: string): s
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-export function validateOptions(o: CloneOptions): Required<Pick<CloneOptions, 'copies' | 'ghostLimit' | 'tcpClose'>> {
+export function validateOptions(o: CloneOptions): Required<Pick<CloneOptions, 'copies' | 'ghostLimit' | 'tcpClose'>> & Pick<CloneOptions, 'persistent'> {
   const copies = o.copies ?? 1;
   if (!Number.isInteger(copies) || copies < 1 || copies > MAX_COPIES) {
     throw new TforkError('E_USAGE', `--copies must be an integer from 1 to ${MAX_COPIES}, not ${copies}`);
@@ -39,7 +41,10 @@ export function validateOptions(o: CloneOptions): Required<Pick<CloneOptions, 'c
   if (o.name !== undefined && !NAME_RE.test(o.name)) throw new TforkError('E_USAGE', `invalid clone name ${JSON.stringify(o.name)}`);
   const ghostLimit = o.ghostLimit ?? DEFAULT_GHOST_LIMIT;
   if (!Number.isInteger(ghostLimit) || ghostLimit < 0) throw new TforkError('E_USAGE', `--tfork-ghost-limit must be a byte count, not ${o.ghostLimit}`);
-  return { copies, ghostLimit, tcpClose: o.tcpClose ?? true };
+  if (o.persistent !== undefined && o.persistent !== 'sync' && o.persistent !== 'async') {
+    throw new TforkError('E_USAGE', `--persistent takes sync or async, not ${JSON.stringify(o.persistent)}`);
+  }
+  return { copies, ghostLimit, tcpClose: o.tcpClose ?? true, persistent: o.persistent };
 }
 
 /** Fault injection for tests (TFORK_FAULT): the phase, and for restore the copy index. */

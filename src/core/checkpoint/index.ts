@@ -1,0 +1,144 @@
+/**
+ * Checkpoint and rollback of one running container.
+ *
+ *   checkpoint: capture (one CRIU dump, the container keeps running; a
+ *               read-only rootfs snapshot at the frozen instant) -> store
+ *   rollback:   stop the container -> place the checkpoint's state into it
+ *               (writable snapshot, reflinked images, its config) -> restore
+ *
+ * The container keeps its name and id across a rollback. A checkpoint of one
+ * container can be rolled into another made from the same image: that is how
+ * a winning clone's state becomes its source's (commit).
+ */
+import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
+import { Podman } from '../../drivers/podman.js';
+import { inspectContainer } from '../../drivers/containers.js';
+import { thaw } from '../../drivers/freezer.js';
+import { asTforkError, TforkError } from '../../errors.js';
+import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
+import { assertCapturable, captureState, discardScratch, scratchDir } from '../state/capture.js';
+import { placeState, restoreContainer, targetOf } from '../state/place.js';
+import { checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
+
+export type { CheckpointInfo } from './store.js';
+
+interface Deps {
+  layout?: Layout;
+  podman?: Podman;
+}
+
+function deps(d: Deps): { l: Layout; podman: Podman } {
+  const l = d.layout ?? defaultLayout();
+  return { l, podman: d.podman ?? new Podman(l) };
+}
+
+export interface CheckpointOptions {
+  signal?: AbortSignal;
+  /** Established TCP connections come back closed after a rollback (default true). */
+  tcpClose?: boolean;
+  /** Stop the container after the capture instead of leaving it running. */
+  stop?: boolean;
+}
+
+/** Capture the container's full state (memory, processes, files); it keeps running. */
+export async function createCheckpoint(container: string, o: CheckpointOptions = {}, d: Deps = {}): Promise<CheckpointInfo> {
+  const { l, podman } = deps(d);
+  const t0 = performance.now();
+  const src = await inspectContainer(podman, container, { signal: o.signal });
+  await assertCapturable(src);
+  const scratch = scratchDir(l, 'checkpoint');
+  try {
+    const state = await captureState(podman, l, src, scratch, {
+      leaveRunning: !o.stop,
+      tcpClose: o.tcpClose ?? true,
+      ghostLimit: DEFAULT_GHOST_LIMIT,
+      signal: o.signal,
+    });
+    if (!o.stop) thaw(src.id);
+    const id = newCheckpointId();
+    const info = storeCheckpoint(l, state, {
+      id,
+      container: { id: src.id, name: src.name },
+      image: src.image,
+      createdAt: new Date().toISOString(),
+      parent: headOf(l, src.id),
+      timings: { ...state.timings, totalMs: performance.now() - t0 },
+    });
+    setHead(l, src.id, id);
+    return info;
+  } catch (err) {
+    thaw(src.id);
+    await discardScratch(scratch).catch(() => undefined);
+    throw asTforkError(err).inPhase('checkpoint');
+  }
+}
+
+/** Checkpoints, oldest first; of one container (name or id) when given. */
+export async function listCheckpoints(container?: string, d: Deps = {}): Promise<CheckpointInfo[]> {
+  const { l } = deps(d);
+  const all = listStored(l);
+  if (!container) return all;
+  return all.filter((c) => c.container.name === container || c.container.id === container || c.container.id.startsWith(container));
+}
+
+export async function removeCheckpoint(id: string, d: Deps = {}): Promise<void> {
+  await removeStored(deps(d).l, id);
+}
+
+/**
+ * Keep what the caller says and remove the rest of a container's checkpoints:
+ * the newest `keepLast`, and every id in `keep` (those a search still references).
+ */
+export async function pruneCheckpoints(container: string, rule: { keepLast?: number; keep?: string[] }, d: Deps = {}): Promise<string[]> {
+  const list = await listCheckpoints(container, d);
+  const keep = new Set([...(rule.keep ?? []), ...list.slice(Math.max(0, list.length - (rule.keepLast ?? 0))).map((c) => c.id)]);
+  const removed: string[] = [];
+  for (const c of list) {
+    if (keep.has(c.id)) continue;
+    await removeCheckpoint(c.id, d);
+    removed.push(c.id);
+  }
+  return removed;
+}
+
+export interface RollbackReport {
+  container: { id: string; name: string };
+  checkpoint: string;
+  timings: { stopMs: number; placeMs: number; restoreMs: number; totalMs: number };
+}
+
+/**
+ * Replace the container's running state with the checkpoint's: same name, same
+ * id, processes, memory and files as they were at the checkpoint.
+ */
+export async function rollback(container: string, checkpointId: string, o: { signal?: AbortSignal; tcpClose?: boolean } = {}, d: Deps = {}): Promise<RollbackReport> {
+  const { l, podman } = deps(d);
+  const signal = o.signal;
+  const t0 = performance.now();
+  const { info, state } = checkpointState(l, checkpointId);
+  const target = await inspectContainer(podman, container, { signal });
+  if (target.image !== info.image) {
+    throw new TforkError('E_INVALID_STATE', `checkpoint ${info.id} is of image ${info.image}, container ${target.name} runs ${target.image}`);
+  }
+  let phase = 'stop';
+  const scratch = scratchDir(l, 'rollback');
+  try {
+    if (target.paused) await podman.run(['unpause', target.id], { signal });
+    if (target.state === 'running' || target.paused) await podman.run(['stop', '-t', '0', target.id], { signal });
+    const stopMs = performance.now() - t0;
+    phase = 'place';
+    const t = targetOf(l, target.id);
+    await placeState(state, t, { signal });
+    const placeMs = performance.now() - t0 - stopMs;
+    phase = 'restore';
+    const restoreMs = await restoreContainer(podman, l, t, { scratch, tag: 'rollback', tcpClose: o.tcpClose ?? true, signal });
+    setHead(l, target.id, info.id);
+    return { container: { id: target.id, name: target.name }, checkpoint: info.id, timings: { stopMs, placeMs, restoreMs, totalMs: performance.now() - t0 } };
+  } catch (err) {
+    throw asTforkError(err)
+      .inPhase(phase)
+      .withSuggestions([`the container is stopped; retry: podman-tfork rollback ${target.name} ${info.id}`, `or start it afresh: podman-tfork start ${target.name}`]);
+  } finally {
+    await discardScratch(scratch).catch(() => undefined);
+  }
+}

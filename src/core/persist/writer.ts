@@ -1,0 +1,59 @@
+/**
+ * The durable checkpoint writer: adds the container's root filesystem
+ * changes (from the read-only snapshot taken at the frozen instant) to the
+ * archive podman exported, makes it durable and marks it done. Runs inline
+ * (--persistent=sync) or in a detached process (async) that survives the
+ * command.
+ */
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Layout } from '../../drivers/layout.js';
+import { commitFile, tarAppend, tarList, writeFileAtomic } from '../../drivers/archive.js';
+import { spawnDetached } from '../../drivers/detached.js';
+import { asTforkError, TforkError } from '../../errors.js';
+import { discardScratch } from '../state/capture.js';
+import { statusOf, writeStatus, type PersistJob, type PersistStatus } from './job.js';
+import { rootfsChanges } from './rootfs-diff.js';
+
+/** Write the archive now; throws (phase persist) after recording the failure. */
+export async function runPersist(l: Layout, job: PersistJob, o: { fault?: boolean } = {}): Promise<PersistStatus> {
+  void l;
+  const t0 = Date.parse(job.createdAt);
+  try {
+    if (o.fault || job.fault) throw new TforkError('E_TOOL_FAILED', 'fault injected (TFORK_FAULT=persist)');
+    if (!existsSync(job.partFile)) throw new TforkError('E_NOT_FOUND', `podman's export ${job.partFile} is missing`);
+    const rootfs = path.join(job.dir, 'rootfs');
+    const diff = rootfsChanges(job.baseRootfs, rootfs);
+    await tarList(rootfs, diff.changed, path.join(job.dir, 'rootfs-diff.tar'));
+    writeFileSync(path.join(job.dir, 'deleted.files'), JSON.stringify(diff.deleted));
+    await tarAppend(job.partFile, job.dir, ['rootfs-diff.tar', 'deleted.files']);
+    commitFile(job.partFile, job.archive);
+    const done = statusOf(job, 'done', { finishedAt: new Date().toISOString(), writeMs: Date.now() - t0, sizeBytes: statSync(job.archive).size });
+    writeStatus(done);
+    return done;
+  } catch (err) {
+    const e = asTforkError(err).inPhase('persist');
+    rmSync(job.partFile, { force: true });
+    writeStatus(statusOf(job, 'failed', { finishedAt: new Date().toISOString(), error: e.message }));
+    throw e;
+  } finally {
+    await discardScratch(job.dir).catch(() => undefined);
+  }
+}
+
+/** Hand the job to a detached writer process; returns the in-flight status. */
+export function startDetachedWriter(l: Layout, job: PersistJob, o: { fault?: boolean } = {}): PersistStatus {
+  const jobFile = path.join(job.dir, 'job.json');
+  writeFileAtomic(jobFile, JSON.stringify({ ...job, fault: o.fault || undefined }));
+  const entry = path.join(l.packageDir, 'dist', 'cli', 'persist-writer.js');
+  // Recorded before the start: the writer may finish before this function returns.
+  writeStatus(statusOf(job, 'in-flight'));
+  const pid = spawnDetached(process.execPath, [entry, jobFile], path.join(l.checkpoints, `.${job.id}.log`));
+  return statusOf(job, 'in-flight', { writerPid: pid });
+}
+
+/** First act of the detached writer: own the scratch and say who is writing. */
+export function claimJob(job: PersistJob): void {
+  writeFileSync(path.join(job.dir, 'owner'), `${process.pid}\n`);
+  writeStatus(statusOf(job, 'in-flight', { writerPid: process.pid }));
+}

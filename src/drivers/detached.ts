@@ -1,0 +1,16 @@
+/** Processes that outlive the command that started them (the durable checkpoint writer). */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+
+/** Start `file args` in its own session, output to `logFile`; returns its pid. */
+export function spawnDetached(file: string, args: string[], logFile: string): number {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd] });
+    child.unref();
+    if (!child.pid) throw new Error(`could not start ${file}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
