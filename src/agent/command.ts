@@ -6,6 +6,7 @@
  * scratch file is removed before the candidate ends, so it never reaches a
  * committed state.
  */
+import { TforkError } from '../errors.js';
 import type { CandidateReturn } from './results.js';
 import type { ExecOptions, Sandbox } from './sandbox.js';
 
@@ -41,10 +42,17 @@ export function tailOf(text: string, max = TAIL): string {
   return text.length > max ? `…${text.slice(text.length - max)}` : text;
 }
 
-/** A command's run as a candidate's return: success on exit 0, its fd 3 score, its error output as feedback. */
+/**
+ * A command's run as a candidate's return: success on exit 0, its fd 3 score,
+ * its error output as feedback. A command killed by a signal (exit 129-192)
+ * crashed: that is thrown.
+ */
 export function asCandidateReturn(r: CommandResult): CandidateReturn {
   const ok = r.exitCode === 0;
   const out = tailOf((r.stderr.trim() || r.stdout.trim())).trim();
+  if (r.exitCode > 128 && r.exitCode <= 192) {
+    throw new TforkError('E_TOOL_FAILED', `the command was killed by signal ${r.exitCode - 128} (exit code ${r.exitCode})${out ? `\n${tailOf(out, 1024)}` : ''}`);
+  }
   const feedback = ok ? undefined : `exit code ${r.exitCode}${out ? `\n${out}` : ''}`;
   return { ok, ...(r.score !== undefined ? { score: r.score } : {}), ...(feedback ? { feedback } : {}) };
 }

@@ -89,6 +89,7 @@ export class PatternRun {
         const c = await winner.sandbox.commit({ into: this.source, signal: this.options.signal });
         outcome.committed = true;
         outcome.timings.commitMs = c.timings.totalMs;
+        outcome.timings.commit = c.timings;
         this.emit({ type: 'commit', from: c.from, into: c.into, durationMs: c.timings.totalMs });
       } catch (err) {
         await winner.sandbox.discard().catch(() => undefined);

@@ -62,6 +62,8 @@ export interface Outcome {
     forkMs: number;
     forks: number;
     commitMs?: number;
+    /** The commit's steps: checkpoint of the winner, rollback of the source to it, cleanup. */
+    commit?: { checkpointMs: number; rollbackMs: number; cleanupMs: number; totalMs: number };
   };
   /** With `keepWinner` and no commit: the winner's sandbox, still running; the caller disposes it. */
   sandbox?: Sandbox;
