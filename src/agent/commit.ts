@@ -39,7 +39,7 @@ function childOf(into: Sandbox, from: Sandbox): Sandbox | undefined {
 export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: AbortSignal } = {}): Promise<CommitReport> {
   const t0 = performance.now();
   from.assertLive('commit');
-  into.assertLive('commit into');
+  if (into.state !== 'live') throw new TforkError('E_INVALID_STATE', `cannot commit ${from.name} into ${into.name}: ${into.name} was ${into.state}`);
   const child = childOf(into, from);
   if (!child) throw new TforkError('E_USAGE', `cannot commit ${from.name} into ${into.name}: it was not forked from it`);
   const log = into.commitLog;
@@ -48,11 +48,12 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
     throw new TforkError(
       'E_INVALID_STATE',
       first
-        ? `cannot commit ${from.name} into ${into.name}: ${first} was committed into it first (first commit wins)`
+        ? `cannot commit ${from.name} into ${into.name}: ${first} ${log.busy && log.winners.length === child.lineage.forkedAt + 1 ? 'is being' : 'was'} committed into it first (first commit wins)`
         : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit while it was being forked`,
       { suggestions: [`discard ${from.name}, or fork ${into.name} again`] },
     );
   }
+  into.assertLive('commit into');
   // Claim, before any await.
   log.generation++;
   log.winners.push(from.name);
