@@ -16,6 +16,8 @@ export class PatternRun {
   private readonly t0 = performance.now();
   private forkMs = 0;
   private forks = 0;
+  /** Losers' clones being removed in the background. */
+  private readonly removals: Promise<void>[] = [];
 
   constructor(
     readonly pattern: PatternName,
@@ -37,7 +39,7 @@ export class PatternRun {
   /** Fork `parent` once per candidate and run them; kept sandboxes are tracked until `drop` or `finish`. */
   async wave(parent: Sandbox, candidates: Candidate[], mode: WaveOptions['mode'], extra: Pick<WaveOptions, 'tag' | 'critique'> = {}): Promise<Settled[]> {
     if (!candidates.length) return [];
-    const { settled, forkMs } = await runWave(parent, candidates, {
+    const { settled, forkMs, removals } = await runWave(parent, candidates, {
       mode,
       timeoutMs: this.options.timeoutMs,
       signal: this.signal,
@@ -47,6 +49,8 @@ export class PatternRun {
     });
     this.forkMs += forkMs;
     this.forks++;
+    removals.catch(() => undefined); // awaited (and its error reported) in finish or guard
+    this.removals.push(removals);
     for (const s of settled) {
       this.results.push(s.result);
       if (s.sandbox.state === 'live') this.alive.add(s.sandbox);
@@ -74,7 +78,10 @@ export class PatternRun {
   /** End of the run: losers removed; the winner committed, kept or removed. */
   async finish(winner: Settled | undefined): Promise<Outcome> {
     if (winner) this.emit({ type: 'winner', result: winner.result });
-    await this.drop([...this.alive].filter((s) => s !== winner?.sandbox), 'lost');
+    // Losers are removed while the winner commits.
+    const losers = this.drop([...this.alive].filter((s) => s !== winner?.sandbox), 'lost');
+    losers.catch(() => undefined);
+    this.removals.push(losers);
     const outcome: Outcome = {
       pattern: this.pattern,
       source: { name: this.source.name, id: this.source.id },
@@ -92,7 +99,7 @@ export class PatternRun {
         outcome.timings.commit = c.timings;
         this.emit({ type: 'commit', from: c.from, into: c.into, durationMs: c.timings.totalMs });
       } catch (err) {
-        await winner.sandbox.discard().catch(() => undefined);
+        await Promise.allSettled([winner.sandbox.discard(), ...this.removals]);
         const e = asTforkError(err);
         e.detail.outcome = { ...outcome, timings: { ...outcome.timings, totalMs: performance.now() - this.t0 } };
         throw e;
@@ -101,8 +108,15 @@ export class PatternRun {
       this.alive.delete(winner.sandbox);
       outcome.sandbox = winner.sandbox;
     } else if (winner) await this.drop([winner.sandbox], 'not committed');
+    await this.settleRemovals();
     outcome.timings.totalMs = performance.now() - this.t0;
     return outcome;
+  }
+
+  /** Wait for every background removal; the first failure is thrown. */
+  private async settleRemovals(): Promise<void> {
+    const pending = this.removals.splice(0);
+    await Promise.all(pending);
   }
 
   /** Run a pattern's body; on any error every fork still alive is removed before the error goes on. */
@@ -110,7 +124,7 @@ export class PatternRun {
     try {
       return await body();
     } catch (err) {
-      await Promise.all([...this.alive].map((s) => s.discard().catch(() => undefined)));
+      await Promise.allSettled([...this.removals, ...[...this.alive].map((s) => s.discard())]);
       this.alive.clear();
       throw this.signal.aborted && !(err instanceof TforkError && err.code !== 'E_CANCELLED') ? cancelled(this, err) : err;
     }

@@ -120,8 +120,8 @@ export class Sandbox implements AsyncDisposable {
     const signal = o.signal ? AbortSignal.any([o.signal, this.signal]) : this.signal;
     try {
       const r = await this.deps.podman.run(args, { signal, timeoutMs: o.timeoutMs ?? 0, reject: false, input: o.input });
-      // 125 is podman's own failure (the container went away, ...) unless the container is fine.
-      if (r.exitCode === 125 && /^Error: /m.test(r.stderr) && !(await this.running())) {
+      // podman's own failure (125, or 255 for "container state improper") when the container is no longer running.
+      if ((r.exitCode === 125 || r.exitCode === 255) && /^Error: /m.test(r.stderr) && !(await this.running())) {
         throw new TforkError('E_INVALID_STATE', `exec in ${this.name} failed: the container is no longer running\n${r.stderr.trim()}`);
       }
       return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs };

@@ -57,7 +57,14 @@ async function race(fn: () => ReturnType<Candidate>, sandbox: Sandbox, timeoutMs
   }
 }
 
-export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveOptions): Promise<{ settled: Settled[]; forkMs: number }> {
+export interface WaveResult {
+  settled: Settled[];
+  forkMs: number;
+  /** Removal of the losers' clones, still under way: the caller may commit meanwhile, and must await it. */
+  removals: Promise<void>;
+}
+
+export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveOptions): Promise<WaveResult> {
   if (o.signal?.aborted) throw new TforkError('E_CANCELLED', 'cancelled');
   const t0 = performance.now();
   const sandboxes = await parent.fork(candidates.length, { signal: o.signal });
@@ -132,13 +139,15 @@ export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveO
 
   try {
     await Promise.all(candidates.map((_, i) => one(i)));
+  } catch (err) {
+    await Promise.allSettled(removals);
+    throw err;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
-    await Promise.all(removals);
   }
   if (o.signal?.aborted) {
-    await Promise.all(sandboxes.map((s) => s.discard()));
+    await Promise.allSettled([...removals, ...sandboxes.map((s) => s.discard())]);
     throw new TforkError('E_CANCELLED', 'cancelled');
   }
-  return { settled: settled as Settled[], forkMs };
+  return { settled: settled as Settled[], forkMs, removals: Promise.all(removals).then(() => undefined) };
 }
