@@ -114,8 +114,8 @@ export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveO
     if (r.kind === 'error' || !normalizeReturn(r.v).ok) {
       const base: CandidateResult =
         r.kind === 'error'
-          ? { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'crashed', success: false, score: 0, error: errorOf(r.e) }
-          : { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'failed', success: false, score: 0, ...feedbackOf(r.v) };
+          ? { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'crashed', success: false, score: 0, error: errorOf(r.e), ...o.tag }
+          : { index: o.firstIndex + i, sandbox: sb.name, durationMs: 0, status: 'failed', success: false, score: 0, ...feedbackOf(r.v), ...o.tag };
       const feedback = o.critique ? await critique(sb, base) : base.feedback;
       if (settled[i]) return;
       const { index: _i, sandbox: _s, durationMs: _d, ...rest } = base;
