@@ -197,6 +197,13 @@ export class Sandbox implements AsyncDisposable {
     this.#checkpoints.delete(id);
   }
 
+  /** Remove the container's checkpoints but the newest `keepLast` and those listed in `keep`; returns the removed ids. */
+  async pruneCheckpoints(rule: { keepLast?: number; keep?: string[] }): Promise<string[]> {
+    const removed = await state.pruneCheckpoints(this.id, rule, this.deps);
+    for (const id of removed) this.#checkpoints.delete(id);
+    return removed;
+  }
+
   /** Replace the running state with a checkpointed one (same container, same name). */
   async rollback(checkpointId: string, o: { signal?: AbortSignal } = {}): Promise<void> {
     this.assertLive('roll back');
