@@ -7,27 +7,15 @@ import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, s
 import { layout } from '../../src/drivers/layout.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
 import { listSubvolumes } from '../../src/drivers/btrfs.js';
+import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
 
 const skip = await engineGate('live clone');
 const l = layout();
-const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
-
-async function count(name: string): Promise<number> {
-  return Number((await exec(name, ['cat', '/tmp/count'])).stdout.trim());
-}
 const subvolumes = async () => (await listSubvolumes(l.graphroot)).length;
-const idOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
-const stateOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function clone(args: string[]) {
   return cli(['container', 'clone', '--live', '--format', 'json', ...args]);
 }
-/** Clones are labelled for the sweep through their names; remove them explicitly. */
-async function rm(...names: string[]) {
-  await podman().run(['rm', '-f', '-t', '0', ...names], { reject: false });
-}
-
 describe.skipIf(skip)('container clone --live (W1 counter)', () => {
   let src = '';
   let baseline = 0;
