@@ -11,7 +11,7 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_STORAGE_SIZE', description: 'size of the loop-file btrfs created by setup when the host has none (default 40G)' },
   { name: 'TFORK_RUNTIME', description: 'OCI runtime for passed-through podman commands: crun (patched, default) or runc' },
   { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr' },
-  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, restore:N, register, thaw, persist)' },
+  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, register[:N], restore[:N], thaw, persist)' },
 ];
 
 export const SYSCTLS: { name: string; description: string }[] = [
