@@ -15,7 +15,7 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_FEEDBACK', description: 'set by reflexion in each retry: the critique of the previous failed attempt' },
   { name: 'TFORK_EXIT_CODE', description: 'set by reflexion in the --critique command: the failed attempt\'s exit code' },
   { name: 'TFORK_EXEC_ID', description: 'set by the agent layer in every command it runs in a sandbox, so a timed-out command and its children can be killed' },
-  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, restore:N, register, thaw, persist)' },
+  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, register[:N], restore[:N], thaw, persist)' },
 ];
 
 export const SYSCTLS: { name: string; description: string }[] = [

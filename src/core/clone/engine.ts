@@ -137,7 +137,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     let persistent: PersistStatus | undefined;
     if (persist && viaImport) {
       await persist.snapshotFrom(state);
-      [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
+      [persistent, persistMs] = await timed('persist', () => runPersist(persist.job, { fault: fault?.phase === 'persist' }));
     }
 
     // ---- per copy, in parallel: register, place the state, restore.
@@ -203,7 +203,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     if (persist && !viaImport) {
       await persist.snapshotFrom(state);
       if (o.persistent === 'sync') {
-        [persistent, persistMs] = await timed('persist', () => runPersist(l, persist.job, { fault: fault?.phase === 'persist' }));
+        [persistent, persistMs] = await timed('persist', () => runPersist(persist.job, { fault: fault?.phase === 'persist' }));
       } else {
         persistent = startDetachedWriter(l, persist.job, { fault: fault?.phase === 'persist' });
       }

@@ -15,10 +15,14 @@ import { discardScratch } from '../state/capture.js';
 import { statusOf, writeStatus, type PersistJob, type PersistStatus } from './job.js';
 import { rootfsChanges } from './rootfs-diff.js';
 
-/** Write the archive now; throws (phase persist) after recording the failure. */
-export async function runPersist(l: Layout, job: PersistJob, o: { fault?: boolean } = {}): Promise<PersistStatus> {
-  void l;
+/**
+ * Write the archive now. The status record is written last, after the scratch
+ * (and `alsoRemove`) are gone: whoever sees it final sees nothing left over.
+ * Throws (phase persist) after recording a failure.
+ */
+export async function runPersist(job: PersistJob, o: { fault?: boolean; alsoRemove?: string[] } = {}): Promise<PersistStatus> {
   const t0 = Date.parse(job.createdAt);
+  let failure: TforkError | undefined;
   try {
     if (o.fault || job.fault) throw new TforkError('E_TOOL_FAILED', 'fault injected (TFORK_FAULT=persist)');
     if (!existsSync(job.partFile)) throw new TforkError('E_NOT_FOUND', `podman's export ${job.partFile} is missing`);
@@ -28,17 +32,20 @@ export async function runPersist(l: Layout, job: PersistJob, o: { fault?: boolea
     writeFileSync(path.join(job.dir, 'deleted.files'), JSON.stringify(diff.deleted));
     await tarAppend(job.partFile, job.dir, ['rootfs-diff.tar', 'deleted.files']);
     commitFile(job.partFile, job.archive);
-    const done = statusOf(job, 'done', { finishedAt: new Date().toISOString(), writeMs: Date.now() - t0, sizeBytes: statSync(job.archive).size });
-    writeStatus(done);
-    return done;
   } catch (err) {
-    const e = asTforkError(err).inPhase('persist');
+    failure = asTforkError(err).inPhase('persist');
     rmSync(job.partFile, { force: true });
-    writeStatus(statusOf(job, 'failed', { finishedAt: new Date().toISOString(), error: e.message }));
-    throw e;
-  } finally {
-    await discardScratch(job.dir).catch(() => undefined);
   }
+  await discardScratch(job.dir).catch(() => undefined);
+  for (const f of o.alsoRemove ?? []) rmSync(f, { force: true });
+  const finishedAt = new Date().toISOString();
+  if (failure) {
+    writeStatus(statusOf(job, 'failed', { finishedAt, error: failure.message }));
+    throw failure;
+  }
+  const done = statusOf(job, 'done', { finishedAt, writeMs: Date.now() - t0, sizeBytes: statSync(job.archive).size });
+  writeStatus(done);
+  return done;
 }
 
 /** Hand the job to a detached writer process; returns the in-flight status. */
@@ -48,7 +55,7 @@ export function startDetachedWriter(l: Layout, job: PersistJob, o: { fault?: boo
   const entry = path.join(l.packageDir, 'dist', 'cli', 'persist-writer.js');
   // Recorded before the start: the writer may finish before this function returns.
   writeStatus(statusOf(job, 'in-flight'));
-  const pid = spawnDetached(process.execPath, [entry, jobFile], path.join(l.checkpoints, `.${job.id}.log`));
+  const pid = spawnDetached(process.execPath, [entry, jobFile], logFile(job));
   return statusOf(job, 'in-flight', { writerPid: pid });
 }
 
@@ -56,4 +63,9 @@ export function startDetachedWriter(l: Layout, job: PersistJob, o: { fault?: boo
 export function claimJob(job: PersistJob): void {
   writeFileSync(path.join(job.dir, 'owner'), `${process.pid}\n`);
   writeStatus(statusOf(job, 'in-flight', { writerPid: process.pid }));
+}
+
+/** Output of the detached writer; removed when it records its outcome. */
+export function logFile(job: PersistJob): string {
+  return path.join(path.dirname(job.statusFile), `.${job.id}.log`);
 }
