@@ -10,6 +10,8 @@ import type { Layout } from '../drivers/layout.js';
 import { deleteSubvolume, isSubvolume } from '../drivers/btrfs.js';
 import { mounts } from '../drivers/host.js';
 import { umount } from '../drivers/mount.js';
+import { pidAlive } from '../drivers/host.js';
+import { current, type PersistStatus } from './persist/job.js';
 
 export interface CleanupItem {
   kind: 'subvolume' | 'staging' | 'cgroup' | 'mount' | 'partial-archive';
@@ -23,15 +25,6 @@ export interface CleanupResult extends CleanupItem {
 }
 
 export const CGROUP_PARENT = 'libpod_parent';
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Layer ids podman's storage knows (btrfs driver: one subvolume per layer). */
 export function knownLayers(l: Layout): Set<string> | undefined {
@@ -100,8 +93,9 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>): Pro
       const m = /^\.(.+)\.(tar\.part|log)$/.exec(f);
       if (!m) continue;
       const status = path.join(l.checkpoints, `${m[1]}.json`);
-      const writer = existsSync(status) ? (JSON.parse(readFileSync(status, 'utf8')) as { state: string; writerPid?: number }) : undefined;
-      const alive = writer?.state === 'in-flight' && (writer.writerPid ? pidAlive(writer.writerPid) : Date.now() - statSync(path.join(l.checkpoints, f)).mtimeMs < 60_000);
+      const alive = existsSync(status)
+        ? current(JSON.parse(readFileSync(status, 'utf8')) as PersistStatus).state === 'in-flight'
+        : Date.now() - statSync(path.join(l.checkpoints, f)).mtimeMs < 60_000;
       if (!alive) items.push({ kind: 'partial-archive', path: path.join(l.checkpoints, f), reason: 'its durable checkpoint writer is gone' });
     }
   }
