@@ -62,6 +62,17 @@ describe.skipIf(skip)('pattern commands', () => {
     expect(await clonesLeft()).toEqual([]);
   });
 
+  it('two pattern runs on one source at once: the first to commit wins, the other is refused and leaves nothing', async () => {
+    const run = (tag: string) => cli(['speculate', '--json', src, '-c', `sleep 5; echo ${tag} > /tmp/race`]);
+    const [a, b] = await Promise.all([run('a'), run('b')]);
+    const codes = [a.exitCode, b.exitCode].sort();
+    expect(codes, `${a.stderr}\n${b.stderr}`).toEqual([0, 125]);
+    const [won, lost] = a.exitCode === 0 ? [a, b] : [b, a];
+    expect(JSON.parse(lost.stdout).error.message).toMatch(/first commit wins/);
+    expect((await exec(src, ['cat', '/tmp/race'])).stdout.trim()).toBe(won === a ? 'a' : 'b');
+    expect(await clonesLeft()).toEqual([]);
+  });
+
   it('usage errors and a missing source exit 125 with a message', async () => {
     const a = await cli(['speculate', src]);
     expect(a.exitCode).toBe(125);
