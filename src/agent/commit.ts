@@ -40,7 +40,7 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
       'E_INVALID_STATE',
       claim.first
         ? `cannot commit ${from.name} into ${into.name}: ${claim.first} won the commit into it (first commit wins)`
-        : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit since (or while) ${child.name} was forked from it`,
+        : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit since (or while) ${child.name} was forked from it (first commit wins)`,
       { suggestions: [`discard ${from.name}, or fork ${into.name} again`] },
     );
   }
