@@ -1,7 +1,8 @@
 /** Building a root filesystem from Debian packages and importing it into podman. */
 import { copyFileSync, chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run, type RunOptions } from './exec.js';
+import { run, which, type RunOptions } from './exec.js';
+import { TforkError } from '../errors.js';
 import type { Podman } from './podman.js';
 
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
@@ -42,4 +43,12 @@ export async function importRootfs(podman: Podman, dir: string, ref: string, cha
   } finally {
     rmSync(tarFile, { force: true });
   }
+}
+
+/** Compile one C file into a static executable (images hold no libc of their own). */
+export async function compileStatic(src: string, dest: string, opts: RunOptions = {}): Promise<void> {
+  const gcc = which('gcc', []);
+  if (!gcc) throw new TforkError('E_TOOL_MISSING', `gcc is needed to build ${path.basename(src)} into an image`, { suggestions: ['apt-get install gcc libc6-dev'] });
+  mkdirSync(path.dirname(dest), { recursive: true });
+  await run(gcc, ['-static', '-O2', '-Wall', '-o', dest, src], opts);
 }

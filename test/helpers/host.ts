@@ -7,6 +7,7 @@ import { planCleanup } from '../../src/core/cleanup.js';
 import { layout } from '../../src/drivers/layout.js';
 import { Podman } from '../../src/drivers/podman.js';
 import { run } from '../../src/drivers/exec.js';
+import { pixelDiff, screenshot as screenshotOf } from '../../src/bench/screen.js';
 import path from 'node:path';
 
 /**
@@ -84,19 +85,10 @@ export async function waitFor(name: string, argv: string[], timeoutMs = 30_000):
 
 /** Raw RGB screenshot of the container's X display, taken inside it. */
 export async function screenshot(name: string): Promise<Buffer> {
-  const r = await exec(name, ['import', '-window', 'root', '-depth', '8', 'rgb:-'], { binary: true });
-  return r.stdoutBuffer!;
+  return screenshotOf(podman(), name);
 }
 
-/** Fraction of pixels that differ between two same-size RGB screenshots. */
-export function pixelDiff(a: Buffer, b: Buffer): number {
-  if (a.length !== b.length) return 1;
-  let diff = 0;
-  for (let i = 0; i < a.length; i += 3) if (a[i] !== b[i] || a[i + 1] !== b[i + 1] || a[i + 2] !== b[i + 2]) diff++;
-  return diff / (a.length / 3);
-}
-
-export { run };
+export { run, pixelDiff };
 
 /**
  * What a failed or finished operation could have leaked, found the way

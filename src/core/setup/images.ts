@@ -8,7 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
-import { busyboxRootfs, debootstrap, importRootfs } from '../../drivers/image-build.js';
+import { busyboxRootfs, compileStatic, debootstrap, importRootfs } from '../../drivers/image-build.js';
 import { computeStamp, StampStore } from '../stamps.js';
 import { TforkError } from '../../errors.js';
 import type { StepContext } from './steps.js';
@@ -21,6 +21,8 @@ export interface ImageDef {
   variant?: string;
   packages: string[];
   files: { src: string; dest: string; mode?: string }[];
+  /** C programs compiled on the host (static) into the image. */
+  compile: { src: string; dest: string }[];
   env: Record<string, string>;
   expose: number[];
   cmd: string[];
@@ -48,6 +50,7 @@ export function parseImageDef(name: string, dir: string, text: string): ImageDef
     variant: y.variant ?? 'minbase',
     packages: y.packages ?? [],
     files: y.files ?? [],
+    compile: y.compile ?? [],
     env: y.env ?? {},
     expose: y.expose ?? [],
     cmd: y.cmd,
@@ -93,6 +96,7 @@ export async function buildImage(ctx: StepContext, podman: Podman, d: ImageDef):
     copyFileSync(path.join(d.dir, f.src), dest);
     if (f.mode) chmodSync(dest, parseInt(f.mode, 8));
   }
+  for (const c of d.compile) await compileStatic(path.join(d.dir, c.src), path.join(rootfs, c.dest), opts);
   ctx.detail(`${d.name}: importing as ${ref}`);
   await importRootfs(podman, rootfs, ref, importChanges(d), opts);
   rmSync(rootfs, { recursive: true, force: true });

@@ -42,7 +42,7 @@ export const CRUN: Component = {
 /** Debian packages the toolchain and the runtime need. */
 export const PACKAGES = [
   // runtime
-  'podman', 'conmon', 'runc', 'btrfs-progs', 'debootstrap', 'busybox-static', 'iptables', 'iproute2', 'xz-utils', 'patch', 'make', 'gcc',
+  'podman', 'conmon', 'runc', 'btrfs-progs', 'debootstrap', 'busybox-static', 'iptables', 'iproute2', 'xz-utils', 'patch', 'make', 'gcc', 'libc6-dev',
   // CRIU build
   'libprotobuf-dev', 'libprotobuf-c-dev', 'protobuf-c-compiler', 'protobuf-compiler', 'python3-protobuf', 'libnl-3-dev',
   'libnl-route-3-dev', 'libcap-dev', 'libnet1-dev', 'pkg-config', 'libbsd-dev', 'libaio-dev', 'libgnutls28-dev', 'uuid-dev',

@@ -1,0 +1,69 @@
+/**
+ * The result's charts: time to N clones against N for each workload (and W3
+ * size), and W3's time against memory size for each N, both contenders.
+ */
+import type { ContenderId } from './contenders.js';
+import type { Machine } from './machine.js';
+import type { Results, Row } from './report.js';
+import { sizeTag } from './format.js';
+import { lineChart, type Point, type Series } from './svg.js';
+import type { Summary } from './stats.js';
+import type { WorkloadId } from './options.js';
+import { WORKLOADS } from './workloads.js';
+
+export interface ChartFile {
+  file: string;
+  title: string;
+  svg: string;
+}
+
+const COLOR: Record<ContenderId, string> = { engine: '#1f77b4', stock: '#d62728', 'engine+persist': '#2ca02c' };
+
+function point(x: number, s: Summary | undefined): Point[] {
+  return s ? [{ x, y: s.median / 1000, min: s.min / 1000, max: s.max / 1000 }] : [];
+}
+
+function series(rows: Row[], x: (r: Row) => number): Series[] {
+  const contenders = [...new Set(rows.map((r) => r.contender))];
+  return contenders.flatMap((c) => {
+    const rs = rows.filter((r) => r.contender === c);
+    return [
+      { name: `${c} wall`, color: COLOR[c], points: rs.flatMap((r) => point(x(r), r.wallMs)) },
+      // engine+persist freezes the source the way engine does: its frozen line would only repeat engine's.
+      ...(c === 'engine+persist' ? [] : [{ name: `${c} frozen`, color: COLOR[c], dashed: true, points: rs.flatMap((r) => point(x(r), r.frozenMs)) }]),
+    ];
+  }).filter((s) => s.points.length);
+}
+
+export function charts(results: Results, machine: Machine): ChartFile[] {
+  const out: ChartFile[] = [];
+  const note = `${machine.cpus} cores, kernel ${machine.kernel}, podman ${machine.podman}, CRIU ${machine.criu}, crun ${machine.crun}; median, bars min-max`;
+  const workloads = [...new Set(results.rows.map((r) => r.workload))] as WorkloadId[];
+  for (const w of workloads) {
+    const sizes = [...new Set(results.rows.filter((r) => r.workload === w).map((r) => r.sizeBytes))];
+    for (const size of sizes) {
+      const rows = results.rows.filter((r) => r.workload === w && r.sizeBytes === size);
+      const tag = size !== undefined ? ` ${sizeTag(size)}` : '';
+      const title = `${WORKLOADS[w].title}${tag}: time to N running clones`;
+      out.push({
+        file: `time-vs-copies-${w.toLowerCase()}${size !== undefined ? `-${sizeTag(size).toLowerCase()}` : ''}.svg`,
+        title,
+        svg: lineChart({ title, note, xLabel: 'copies N', yLabel: 'seconds', series: series(rows, (r) => r.copies) }),
+      });
+    }
+  }
+  const w3 = results.rows.filter((r) => r.workload === 'W3' && r.sizeBytes !== undefined);
+  for (const copies of [...new Set(w3.map((r) => r.copies))]) {
+    const rows = w3.filter((r) => r.copies === copies);
+    if (new Set(rows.map((r) => r.sizeBytes)).size < 2) continue;
+    const slopes = results.slopes.filter((s) => s.copies === copies);
+    const per = slopes.map((s) => `${s.contender} ${Math.round(s.wallMsPerGiB ?? NaN)} ms/GiB wall, ${Math.round(s.frozenMsPerGiB ?? NaN)} frozen`).join('; ');
+    const title = `W3 memory, N=${copies}: time against memory size`;
+    out.push({
+      file: `time-vs-size-w3-n${copies}.svg`,
+      title,
+      svg: lineChart({ title, note: `slopes: ${per}`, xLabel: 'written anonymous memory (GiB)', yLabel: 'seconds', series: series(rows, (r) => r.sizeBytes! / 2 ** 30) }),
+    });
+  }
+  return out;
+}

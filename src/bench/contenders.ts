@@ -1,0 +1,157 @@
+/**
+ * The contenders, each timed from the command's start to N running copies:
+ *   engine          podman-tfork container clone --live --copies=N --format json (the CLI, as a user runs it)
+ *   engine+persist  the same with --persistent=async, then `persist wait` for the durable archive
+ *   stock   podman container checkpoint --leave-running --export F --compress none,
+ *           then N x podman container restore --import F --name NAME, all at once
+ *           (the engine restores all copies at once too)
+ * Both use the project's podman configuration (storage, runtime, CRIU).
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { CloneReport } from '../core/clone/engine.js';
+import type { PersistStatus } from '../core/persist/job.js';
+import { run } from '../drivers/exec.js';
+import type { Podman } from '../drivers/podman.js';
+import { TforkError } from '../errors.js';
+import { parseCheckpointStats, parseRestoreStats } from './stock-stats.js';
+
+export type ContenderId = 'engine' | 'stock' | 'engine+persist';
+/** In the order they run within a repetition (engine+persist only when asked for and available). */
+export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine+persist'];
+
+export interface ContenderRun {
+  /** From the command's start until all N copies run (what a user waits for). */
+  wallMs: number;
+  /** How long the source was frozen (engine report; CRIU's frozen_time for stock). */
+  frozenMs?: number;
+  /** Work on the source's side: engine validate + dump + thaw; stock the whole checkpoint with its export. */
+  sourceMs: number;
+  /** Wall time of making the copies once the dump exists. */
+  copiesMs: number;
+  /** The slowest single copy's restore. */
+  restoreMaxMs?: number;
+  /** Everything else each tool reports, by name (ms). */
+  phases: Record<string, number>;
+  /** From the command's start until a durable checkpoint of the instant exists. */
+  durableMs?: number;
+  /** Undo what the run left besides its clones (export file, durable checkpoint). */
+  cleanup(): Promise<void>;
+}
+
+export interface ContenderContext {
+  podman: Podman;
+  /** bin/podman-tfork.js */
+  cli: string;
+  /** Scratch directory for export files, on the host. */
+  scratch: string;
+  signal?: AbortSignal;
+}
+
+const TIMEOUT = 20 * 60_000;
+
+function lastLine(s: string): string {
+  return s.trim().split('\n').filter(Boolean).pop() ?? '';
+}
+
+/** The engine; with `persistent`, also a durable archive written in the background, waited for. */
+export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, persistent = false): Promise<ContenderRun> {
+  const argv = [ctx.cli, 'container', 'clone', '--live', `--copies=${copies}`, '--name', base, '--format', 'json', ...(persistent ? ['--persistent=async'] : []), source];
+  const t0 = performance.now();
+  const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+  const wallMs = performance.now() - t0;
+  let report: CloneReport & { error?: { message?: string } };
+  try {
+    report = JSON.parse(r.stdout);
+  } catch {
+    throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode} without a JSON report: ${lastLine(r.stderr || r.stdout)}`);
+  }
+  if (r.exitCode !== 0 || report.error) throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode}: ${report.error?.message ?? lastLine(r.stderr)}`);
+  const t = report.timings;
+  const phased = t.validateMs + t.dumpMs + t.thawMs + t.copiesMs + (t.persistMs ?? 0);
+  const phases: Record<string, number> = {
+    validate: t.validateMs,
+    dump: t.dumpMs,
+    thaw: t.thawMs,
+    copies: t.copiesMs,
+    // Between the engine's phases: scratch directories, persist hand-off, cleanup.
+    other: t.totalMs - phased,
+    total: t.totalMs,
+    // Outside the engine: node's start and module loading, report printing.
+    process: wallMs - t.totalMs,
+  };
+  if (t.snapshotMs !== undefined) phases.snapshot = t.snapshotMs;
+  if (t.persistMs !== undefined) phases.persist = t.persistMs;
+  const restores = report.copies.map((c) => c.restoreMs).filter((x): x is number => x !== undefined);
+  const p: PersistStatus | undefined = report.persistent;
+  const removeArchive = async () => {
+    if (p) await run(process.execPath, [ctx.cli, 'persist', 'rm', p.id], { reject: false, timeoutMs: 120_000 });
+  };
+  let durableMs: number | undefined;
+  if (persistent) {
+    try {
+      if (!p) throw new TforkError('E_TOOL_FAILED', 'podman-tfork container clone --persistent=async reported no durable checkpoint');
+      if (p.state === 'in-flight') {
+        const w = await run(process.execPath, [ctx.cli, 'persist', 'wait', '--format', 'json', p.id], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+        if (w.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork persist wait ${p.id} exited ${w.exitCode}: ${lastLine(w.stderr || w.stdout)}`);
+      } else if (p.state === 'failed') throw new TforkError('E_TOOL_FAILED', `the durable checkpoint ${p.id} failed: ${p.error ?? ''}`);
+      durableMs = performance.now() - t0;
+    } catch (err) {
+      await removeArchive();
+      throw err;
+    }
+  }
+  return {
+    wallMs,
+    frozenMs: t.frozenMs,
+    sourceMs: t.validateMs + t.dumpMs + t.thawMs,
+    copiesMs: t.copiesMs,
+    restoreMaxMs: restores.length ? Math.max(...restores) : undefined,
+    phases,
+    durableMs,
+    cleanup: removeArchive,
+  };
+}
+
+export async function runStock(ctx: ContenderContext, source: string, names: string[]): Promise<ContenderRun> {
+  const file = path.join(ctx.scratch, `${names[0]}.tar`);
+  const opts = { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal };
+  const cleanup = async () => rmSync(file, { force: true });
+  const t0 = performance.now();
+  try {
+    const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--export', file, '--compress', 'none', '--print-stats', source], opts);
+    const t1 = performance.now();
+    if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
+    const restores = await Promise.all(names.map((name) => ctx.podman.run(['container', 'restore', '--import', file, '--name', name, '--print-stats'], opts)));
+    const t2 = performance.now();
+    restores.forEach((x, i) => {
+      if (x.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import --name ${names[i]} exited ${x.exitCode}: ${lastLine(x.stderr)}`);
+    });
+    const cs = parseCheckpointStats(ck.stdout);
+    const rs = restores.map((x) => parseRestoreStats(x.stdout));
+    const phases: Record<string, number> = {
+      checkpoint: t1 - t0,
+      runtimeCheckpoint: cs.runtimeMs,
+      export: cs.podmanMs - cs.runtimeMs,
+      restores: t2 - t1,
+      runtimeRestoreMax: Math.max(...rs.map((x) => x.runtimeMs)),
+    };
+    for (const [k, v] of Object.entries({ freezing: cs.freezingMs, memdump: cs.memdumpMs, memwrite: cs.memwriteMs, criuRestoreMax: Math.max(...rs.map((x) => x.criuRestoreMs ?? NaN)) })) {
+      if (v !== undefined && Number.isFinite(v)) phases[k] = v;
+    }
+    return {
+      wallMs: t2 - t0,
+      frozenMs: cs.frozenMs,
+      sourceMs: t1 - t0,
+      copiesMs: t2 - t1,
+      restoreMaxMs: Math.max(...rs.map((x) => x.podmanMs)),
+      phases,
+      // The export file is complete when checkpoint returns.
+      durableMs: t1 - t0,
+      cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

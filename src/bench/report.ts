@@ -1,0 +1,127 @@
+/**
+ * From samples to results: per set and contender the median with min/max of
+ * every measure, the engine's speedup over stock pair by pair (repetition r
+ * of one against repetition r of the other), and W3's cost per GiB.
+ */
+import { summarize, linearFit, type Summary } from './stats.js';
+import type { ContenderId } from './contenders.js';
+import type { Sample, SetKey } from './runner.js';
+
+export interface Row extends SetKey {
+  contender: ContenderId;
+  runs: number;
+  failures: number;
+  /** The failures' own words (first few). */
+  errors: string[];
+  wallMs?: Summary;
+  frozenMs?: Summary;
+  sourceMs?: Summary;
+  copiesMs?: Summary;
+  restoreMaxMs?: Summary;
+  durableMs?: Summary;
+  pssMiB?: Summary;
+  rssMiB?: Summary;
+  phases: Record<string, Summary>;
+}
+
+export interface Ratio extends SetKey {
+  pairs: number;
+  /** stock wall / engine wall: how many times faster the engine is. */
+  speedup?: Summary;
+  /** stock frozen / engine frozen. */
+  frozenRatio?: Summary;
+  /** stock wall / engine+persist wall (the engine also writing a durable archive, as stock's export is). */
+  persistSpeedup?: Summary;
+}
+
+export interface Slope {
+  contender: ContenderId;
+  copies: number;
+  sizes: number;
+  wallMsPerGiB?: number;
+  frozenMsPerGiB?: number;
+}
+
+export interface Results {
+  rows: Row[];
+  ratios: Ratio[];
+  slopes: Slope[];
+}
+
+export const sameSet = (a: SetKey, b: SetKey) => a.workload === b.workload && a.sizeBytes === b.sizeBytes && a.copies === b.copies;
+
+function setKeys(samples: Sample[]): SetKey[] {
+  const keys: SetKey[] = [];
+  for (const s of samples) if (!keys.some((k) => sameSet(k, s))) keys.push({ workload: s.workload, sizeBytes: s.sizeBytes, copies: s.copies });
+  return keys;
+}
+
+function row(key: SetKey, contender: ContenderId, samples: Sample[]): Row {
+  const all = samples.filter((s) => sameSet(s, key) && s.contender === contender);
+  const ok = all.filter((s) => s.ok);
+  const pick = (f: (s: Sample) => number | undefined) => summarize(ok.map(f));
+  const phaseNames = [...new Set(ok.flatMap((s) => Object.keys(s.phases ?? {})))];
+  const phases: Record<string, Summary> = {};
+  for (const p of phaseNames) {
+    const sm = pick((s) => s.phases?.[p]);
+    if (sm) phases[p] = sm;
+  }
+  return {
+    ...key,
+    contender,
+    runs: all.length,
+    failures: all.length - ok.length,
+    errors: all.filter((s) => !s.ok).slice(0, 3).map((s) => `rep ${s.rep} ${s.failedAt}: ${s.error}`),
+    wallMs: pick((s) => s.wallMs),
+    frozenMs: pick((s) => s.frozenMs),
+    sourceMs: pick((s) => s.sourceMs),
+    copiesMs: pick((s) => s.copiesMs),
+    restoreMaxMs: pick((s) => s.restoreMaxMs),
+    durableMs: pick((s) => s.durableMs),
+    pssMiB: pick((s) => (s.memoryPerClone ? s.memoryPerClone.pssKiB / 1024 : undefined)),
+    rssMiB: pick((s) => (s.memoryPerClone ? s.memoryPerClone.rssKiB / 1024 : undefined)),
+    phases,
+  };
+}
+
+function ratio(key: SetKey, samples: Sample[]): Ratio {
+  const of = (c: ContenderId) => samples.filter((s) => sameSet(s, key) && s.contender === c && s.ok);
+  const stock = of('stock');
+  /** Verified runs of a contender, each with stock's verified run of the same repetition. */
+  const pairsWith = (c: ContenderId) =>
+    of(c).flatMap((e) => {
+      const b = stock.find((s) => s.rep === e.rep);
+      return b ? [[e, b] as const] : [];
+    });
+  const pairs = pairsWith('engine');
+  return {
+    ...key,
+    pairs: pairs.length,
+    speedup: summarize(pairs.map(([e, b]) => b.wallMs! / e.wallMs!)),
+    frozenRatio: summarize(pairs.map(([e, b]) => (e.frozenMs && b.frozenMs ? b.frozenMs / e.frozenMs : undefined))),
+    persistSpeedup: summarize(pairsWith('engine+persist').map(([e, b]) => b.wallMs! / e.wallMs!)),
+  };
+}
+
+/** W3: least-squares slope of the median wall and frozen times over the sizes, per contender and N. */
+function slopes(rows: Row[]): Slope[] {
+  const out: Slope[] = [];
+  const w3 = rows.filter((r) => r.workload === 'W3' && r.sizeBytes !== undefined);
+  for (const copies of [...new Set(w3.map((r) => r.copies))]) {
+    for (const contender of [...new Set(w3.map((r) => r.contender))]) {
+      const rs = w3.filter((r) => r.copies === copies && r.contender === contender);
+      const fit = (f: (r: Row) => Summary | undefined) =>
+        linearFit(rs.flatMap((r) => (f(r) ? [[r.sizeBytes! / 2 ** 30, f(r)!.median] as [number, number]] : [])))?.slope;
+      if (new Set(rs.map((r) => r.sizeBytes)).size < 2) continue;
+      out.push({ contender, copies, sizes: rs.length, wallMsPerGiB: fit((r) => r.wallMs), frozenMsPerGiB: fit((r) => r.frozenMs) });
+    }
+  }
+  return out;
+}
+
+export function aggregate(samples: Sample[]): Results {
+  const keys = setKeys(samples);
+  const contenders = [...new Set(samples.map((s) => s.contender))];
+  const rows = keys.flatMap((k) => contenders.map((c) => row(k, c, samples)));
+  return { rows, ratios: keys.map((k) => ratio(k, samples)), slopes: slopes(rows) };
+}

@@ -1,0 +1,111 @@
+/**
+ * A small SVG line chart writer (no dependencies): numeric x and y axes with
+ * "nice" ticks, one polyline with markers per series, a legend, and optional
+ * min-max whiskers per point.
+ */
+
+export interface Point {
+  x: number;
+  y: number;
+  /** Spread of the measurements behind the point (drawn as a whisker). */
+  min?: number;
+  max?: number;
+}
+
+export interface Series {
+  name: string;
+  points: Point[];
+  color?: string;
+  dashed?: boolean;
+}
+
+export interface Chart {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  /** Small print under the title (machine, units, slopes). */
+  note?: string;
+  width?: number;
+  height?: number;
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
+const M = { left: 64, right: 16, top: 48, bottom: 72 };
+
+/** Round step of about (hi - lo) / count: 1, 2 or 5 times a power of ten. */
+export function niceStep(lo: number, hi: number, count = 5): number {
+  const raw = (hi - lo) / Math.max(1, count) || 1;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+
+/** Ticks from at or below lo up to the first at or above hi. */
+export function ticks(lo: number, hi: number, count = 5): number[] {
+  const step = niceStep(lo, hi, count);
+  const out = [Math.floor(lo / step) * step];
+  while (out[out.length - 1]! < hi - step * 1e-9) out.push(Number((out[out.length - 1]! + step).toPrecision(12)));
+  return out.length > 1 ? out : [out[0]!, out[0]! + step];
+}
+
+export function escapeXml(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 1000 || v === Math.round(v) ? String(Math.round(v)) : String(Number(v.toPrecision(3)));
+}
+
+export function lineChart(c: Chart): string {
+  const W = c.width ?? 640;
+  const H = c.height ?? 400;
+  const pts = c.series.flatMap((s) => s.points);
+  const xs = pts.map((p) => p.x);
+  const ys = pts.flatMap((p) => [p.y, p.max ?? p.y]);
+  const xHi = Math.max(1, ...xs);
+  // Whole-number x (copies) gets whole-number ticks.
+  const xt = xs.every(Number.isInteger) ? ticks(0, xHi, Math.min(6, xHi)) : ticks(Math.min(0, ...xs), xHi, 6);
+  const yt = ticks(0, Math.max(1e-9, ...ys) * 1.05, 5);
+  const [x0, x1, y0, y1] = [xt[0]!, xt[xt.length - 1]!, yt[0]!, yt[yt.length - 1]!];
+  const px = (x: number) => M.left + ((x - x0) / (x1 - x0 || 1)) * (W - M.left - M.right);
+  const py = (y: number) => H - M.bottom - ((y - y0) / (y1 - y0 || 1)) * (H - M.top - M.bottom);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
+  ];
+  if (c.note) out.push(`<text x="${W / 2}" y="37" text-anchor="middle" fill="#555" font-size="11">${escapeXml(c.note)}</text>`);
+  for (const t of yt) {
+    out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${M.left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  }
+  for (const t of xt) out.push(`<text x="${px(t)}" y="${H - M.bottom + 16}" text-anchor="middle">${fmt(t)}</text>`);
+  out.push(
+    `<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`,
+    `<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${H - M.bottom}" stroke="#333"/>`,
+    `<text x="${(M.left + W - M.right) / 2}" y="${H - M.bottom + 34}" text-anchor="middle">${escapeXml(c.xLabel)}</text>`,
+    `<text transform="translate(16 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(c.yLabel)}</text>`,
+  );
+  c.series.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length]!;
+    const sorted = [...s.points].sort((a, b) => a.x - b.x);
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    if (sorted.length > 1) {
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${sorted.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ')}"/>`);
+    }
+    for (const p of sorted) {
+      if (p.min !== undefined && p.max !== undefined) {
+        out.push(`<line x1="${px(p.x)}" x2="${px(p.x)}" y1="${py(p.min)}" y2="${py(p.max)}" stroke="${color}" stroke-width="1"/>`);
+      }
+      out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3.5" fill="${color}"><title>${escapeXml(`${s.name}: x=${fmt(p.x)} y=${fmt(p.y)}`)}</title></circle>`);
+    }
+    const perRow = Math.min(4, c.series.length);
+    const lx = M.left + 8 + (i % perRow) * ((W - M.left - M.right) / perRow);
+    const ly = H - 14 - (Math.ceil(c.series.length / perRow) - 1 - Math.floor(i / perRow)) * 16;
+    out.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,91 @@
+/** The human-readable result: machine on top, one line per set and contender, speedups, W3 slopes. */
+import { machineLine, type Machine } from './machine.js';
+import type { Results, Row } from './report.js';
+import type { Summary } from './stats.js';
+import { columns, seconds as s2, setTitle } from './format.js';
+
+/** "1.23 (1.10-1.40)" in seconds; "-" when there is nothing. */
+export function secs(x?: Summary): string {
+  if (!x) return '-';
+  return x.n > 1 ? `${s2(x.median)} (${s2(x.min)}-${s2(x.max)})` : s2(x.median);
+}
+
+export function times(x?: Summary, unit = 'x'): string {
+  if (!x) return '-';
+  const f = (v: number) => v.toFixed(2);
+  return x.n > 1 ? `${f(x.median)}${unit} (${f(x.min)}-${f(x.max)})` : `${f(x.median)}${unit}`;
+}
+
+function mib(x?: Summary): string {
+  return x ? `${Math.round(x.median)}` : '-';
+}
+
+/** What the engine's and stock's phases were, in one short string of medians. */
+export function phaseLine(r: Row): string {
+  const order = r.contender === 'stock' ? ['runtimeCheckpoint', 'export', 'restores', 'criuRestoreMax'] : ['validate', 'dump', 'snapshot', 'thaw', 'copies', 'other', 'process'];
+  return order.filter((p) => r.phases[p]).map((p) => `${p} ${s2(r.phases[p]!.median)}`).join(', ');
+}
+
+export interface TableInput {
+  machine: Machine;
+  startedAt: string;
+  run: string;
+  reps: number;
+  contenders: string[];
+  results: Results;
+  loadAtEnd: number;
+  otherContainersAtEnd: number;
+}
+
+export function renderTable(t: TableInput): string {
+  const m = t.machine;
+  const out: string[] = [
+    `podman-tfork benchmark, run ${t.run}, ${t.startedAt}${m.commit ? `, commit ${m.commit}` : ''}`,
+    `machine ${m.id}: ${machineLine(m)}`,
+    `load (1 min) ${m.loadAtStart.toFixed(2)} at start, ${t.loadAtEnd.toFixed(2)} at end; other containers running: ${m.otherContainersAtStart} at start, ${t.otherContainersAtEnd} at end`,
+    'engine         = podman-tfork container clone --live --copies=N',
+    'stock          = podman container checkpoint --leave-running --export F --compress none, then N x podman container restore --import F --name X at once',
+    t.contenders.includes('engine+persist')
+      ? 'engine+persist = engine with --persistent=async; "durable" = until `persist wait` returns (stock: until the export is written)'
+      : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
+    `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only; memory: MiB per clone right after cloning (median)`,
+    '',
+  ];
+  const head = ['set', 'contender', 'ok', 'wall to N clones', 'frozen', 'source side', 'copies', 'restore max', 'durable ckpt', 'PSS', 'RSS'];
+  const body = t.results.rows.map((r) => [
+    setTitle(r),
+    r.contender,
+    `${r.runs - r.failures}/${r.runs}`,
+    secs(r.wallMs),
+    secs(r.frozenMs),
+    secs(r.sourceMs),
+    secs(r.copiesMs),
+    secs(r.restoreMaxMs),
+    r.durableMs ? secs(r.durableMs) : 'n/a',
+    mib(r.pssMiB),
+    mib(r.rssMiB),
+  ]);
+  out.push(columns([head, ...body]), '');
+  out.push('speedup = stock wall / engine wall, pair by pair (repetition r against repetition r); frozen ratio = stock frozen / engine frozen;');
+  out.push('with persist = stock wall / engine+persist wall');
+  out.push(
+    columns([
+      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist'],
+      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup)]),
+    ]),
+    '',
+  );
+  if (t.results.slopes.length) {
+    out.push('W3 scaling: least-squares slope of the median over the memory sizes (ms per GiB of written memory)');
+    const f = (v?: number) => (v === undefined ? '-' : String(Math.round(v)));
+    out.push(columns([['N', 'contender', 'sizes', 'wall ms/GiB', 'frozen ms/GiB'], ...t.results.slopes.map((s) => [String(s.copies), s.contender, String(s.sizes), f(s.wallMsPerGiB), f(s.frozenMsPerGiB)])]), '');
+  }
+  out.push('where the time goes (medians, s):');
+  for (const r of t.results.rows) if (r.runs - r.failures) out.push(`  ${setTitle(r)} ${r.contender}: ${phaseLine(r)}`);
+  const failed = t.results.rows.filter((r) => r.failures);
+  if (failed.length) {
+    out.push('', 'failures (not counted as times):');
+    for (const r of failed) for (const e of r.errors) out.push(`  ${setTitle(r)} ${r.contender} ${e}`);
+  }
+  return `${out.join('\n')}\n`;
+}

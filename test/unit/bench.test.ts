@@ -1,0 +1,151 @@
+/** The benchmark's pure pieces: statistics, SVG, flags, tool-output parsers, aggregation. */
+import { describe, expect, it } from 'vitest';
+import { linearFit, median, summarize } from '../../src/bench/stats.js';
+import { escapeXml, lineChart, niceStep, ticks } from '../../src/bench/svg.js';
+import { DEFAULTS, parseBenchArgs } from '../../src/bench/options.js';
+import { parseCheckpointStats, parseRestoreStats } from '../../src/bench/stock-stats.js';
+import { parseSmapsRollup } from '../../src/bench/memory.js';
+import { parseCounter } from '../../src/bench/verify.js';
+import { pixelDiff } from '../../src/bench/screen.js';
+import { aggregate } from '../../src/bench/report.js';
+import { columns, setTitle } from '../../src/bench/format.js';
+import { measurementSets, type Sample } from '../../src/bench/runner.js';
+
+describe('stats', () => {
+  it('median of odd and even counts, unsorted input', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+  it('summarize skips missing values and says undefined for none', () => {
+    expect(summarize([5, undefined, 1, 3])).toEqual({ n: 3, median: 3, min: 1, max: 5 });
+    expect(summarize([undefined, NaN])).toBeUndefined();
+  });
+  it('linearFit gives the least-squares slope and refuses a single x', () => {
+    const f = linearFit([[0.25, 300], [0.5, 500], [1, 900]])!;
+    expect(f.slope).toBeCloseTo(800, 6);
+    expect(f.intercept).toBeCloseTo(100, 6);
+    expect(linearFit([[1, 2]])).toBeUndefined();
+    expect(linearFit([[1, 2], [1, 3]])).toBeUndefined();
+  });
+});
+
+describe('svg', () => {
+  it('picks 1-2-5 ticks that cover the range', () => {
+    expect(niceStep(0, 10, 5)).toBe(2);
+    expect(niceStep(0, 0.7, 5)).toBe(0.2);
+    expect(ticks(0, 3.1, 5)).toEqual([0, 1, 2, 3, 4]);
+  });
+  it('writes a well-formed chart with one polyline per multi-point series, whiskers and an escaped legend', () => {
+    const svg = lineChart({
+      title: 'W1 <tiny> & co',
+      xLabel: 'copies N',
+      yLabel: 'seconds',
+      series: [
+        { name: 'engine wall', points: [{ x: 1, y: 0.8, min: 0.7, max: 0.9 }, { x: 4, y: 2 }] },
+        { name: 'stock frozen', dashed: true, points: [{ x: 1, y: 0.3 }] },
+      ],
+    });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trim().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('W1 &lt;tiny&gt; &amp; co');
+    expect(svg.match(/<polyline/g)).toHaveLength(1);
+    expect(svg.match(/<circle/g)).toHaveLength(3);
+    expect(svg).toContain('stroke-dasharray');
+    expect(svg).not.toMatch(/NaN|undefined/);
+    expect(escapeXml(`"'`)).toBe('&quot;&apos;');
+  });
+});
+
+describe('bench flags', () => {
+  it('defaults: all workloads, N = 1, 4, 8, three sizes, 3 repetitions', () => {
+    const o = parseBenchArgs([]);
+    expect(o.workloads).toEqual(DEFAULTS.workloads);
+    expect(o.copies).toEqual([1, 4, 8]);
+    expect(o.sizes).toHaveLength(3);
+    expect(o.reps).toBe(3);
+  });
+  it('--quick is small, and explicit flags win over it', () => {
+    const q = parseBenchArgs(['--quick']);
+    expect(q.quick).toBe(true);
+    expect(q.reps).toBe(1);
+    expect(Math.max(...q.copies)).toBeLessThanOrEqual(2);
+    expect(parseBenchArgs(['--quick', '--copies', '3']).copies).toEqual([3]);
+  });
+  it('reads lists, sizes and workloads', () => {
+    const o = parseBenchArgs(['--workloads', 'w3,W1,W3', '--copies=8,1,4', '--sizes', '1G,256M', '--reps', '2', '--out', 'x', '--persistent', 'off']);
+    expect(o.workloads).toEqual(['W3', 'W1']);
+    expect(o.copies).toEqual([1, 4, 8]);
+    expect(o.sizes).toEqual([256 * 2 ** 20, 2 ** 30]);
+    expect(o).toMatchObject({ reps: 2, out: 'x', persistent: 'off' });
+  });
+  it('rejects bad values with E_USAGE', () => {
+    expect(() => parseBenchArgs(['--workloads', 'W9'])).toThrow(/unknown workload/);
+    expect(() => parseBenchArgs(['--copies', '0'])).toThrow(/positive integers/);
+    expect(() => parseBenchArgs(['--sizes', 'lots'])).toThrow(/invalid size/);
+    expect(() => parseBenchArgs(['--sizes', '10K'])).toThrow(/at least 1M/);
+    expect(() => parseBenchArgs(['extra'])).toThrow(/no positional/);
+    expect(() => parseBenchArgs(['--nope'])).toThrow(/unknown flag/);
+  });
+  it('measurement sets: W3 once per size, the others once', () => {
+    const sets = measurementSets({ ...DEFAULTS, workloads: ['W1', 'W3'], copies: [1, 4], sizes: [1, 2] });
+    expect(sets.map(setTitle)).toEqual(['W1 N=1', 'W1 N=4', 'W3 0MiB N=1', 'W3 0MiB N=4', 'W3 0MiB N=1', 'W3 0MiB N=4']);
+  });
+});
+
+describe('tool output', () => {
+  // Recorded from podman 4.3.1 with CRIU 4.1.1 on the project's machine.
+  const checkpoint = `{
+    "podman_checkpoint_duration": 1426197,
+    "container_statistics": [{ "Id": "b10f", "RawInput": "bx-desk", "runtime_checkpoint_duration": 341838,
+      "criu_statistics": { "freezing_time": 1421, "frozen_time": 292901, "memdump_time": 76292, "memwrite_time": 39387, "pages_scanned": 8279, "pages_written": 7522 } }]
+  }`;
+  const restore = `{ "podman_restore_duration": 1159527, "container_statistics": [{ "Id": "d22e", "RawInput": "", "runtime_restore_duration": 616708,
+    "criu_statistics": { "forking_time": 7654, "restore_time": 499456, "pages_restored": 7522 } }] }`;
+  it('reads podman checkpoint/restore --print-stats (microseconds) into milliseconds', () => {
+    expect(parseCheckpointStats(checkpoint)).toEqual({
+      podmanMs: 1426.197, runtimeMs: 341.838, freezingMs: 1.421, frozenMs: 292.901, memdumpMs: 76.292, memwriteMs: 39.387, pagesWritten: 7522,
+    });
+    expect(parseRestoreStats(restore)).toEqual({ podmanMs: 1159.527, runtimeMs: 616.708, criuRestoreMs: 499.456 });
+    expect(() => parseCheckpointStats('Error: no such container')).toThrow(/not JSON/);
+  });
+  it('reads smaps_rollup', () => {
+    const text = '00400000-7ffd [rollup]\nRss:              262744 kB\nPss:              262740 kB\nPss_Anon:         262700 kB\n';
+    expect(parseSmapsRollup(text)).toEqual({ pssKiB: 262740, rssKiB: 262744 });
+  });
+  it('reads the W1 counter file', () => {
+    expect(parseCounter('123456 42\n')).toEqual({ token: '123456', value: 42 });
+    expect(parseCounter('')).toBeUndefined();
+  });
+  it('pixelDiff counts differing pixels and treats other sizes as all different', () => {
+    const a = Buffer.from([0, 0, 0, 9, 9, 9]);
+    expect(pixelDiff(a, Buffer.from([0, 0, 0, 9, 9, 8]))).toBe(0.5);
+    expect(pixelDiff(a, Buffer.from([0, 0, 0]))).toBe(1);
+  });
+  it('aligns columns', () => {
+    expect(columns([['a', 'bb'], ['ccc', 'd']])).toBe('a    bb\nccc  d');
+  });
+});
+
+describe('aggregation', () => {
+  const s = (contender: 'engine' | 'stock', rep: number, wallMs: number, frozenMs: number, ok = true, sizeBytes?: number): Sample => ({
+    workload: sizeBytes ? 'W3' : 'W2', sizeBytes, copies: 4, rep, contender, startedAt: '', ok, wallMs, frozenMs, phases: { dump: wallMs / 2 },
+    ...(ok ? {} : { failedAt: 'verify', error: 'clone-0: screen differs' }),
+  });
+  it('medians of verified runs only, speedup pair by pair, failures listed', () => {
+    const r = aggregate([s('engine', 1, 1000, 100), s('stock', 1, 3000, 300), s('engine', 2, 2000, 200), s('stock', 2, 5000, 100), s('engine', 3, 1, 1, false), s('stock', 3, 4000, 100)]);
+    const engine = r.rows.find((x) => x.contender === 'engine')!;
+    expect(engine).toMatchObject({ runs: 3, failures: 1, wallMs: { n: 2, median: 1500, min: 1000, max: 2000 } });
+    expect(engine.errors[0]).toMatch(/rep 3 verify: clone-0: screen differs/);
+    expect(engine.phases.dump!.median).toBe(750);
+    expect(r.ratios[0]).toMatchObject({ pairs: 2, speedup: { median: 2.75, min: 2.5, max: 3 } });
+  });
+  it('W3 slopes in ms per GiB over the sizes', () => {
+    const G = 2 ** 30;
+    const r = aggregate([s('engine', 1, 500, 100, true, G / 4), s('engine', 1, 1100, 250, true, G / 2), s('engine', 1, 2300, 550, true, G), s('stock', 1, 900, 200, true, G / 4), s('stock', 1, 3900, 800, true, G)]);
+    const e = r.slopes.find((x) => x.contender === 'engine')!;
+    expect(e.wallMsPerGiB).toBeCloseTo(2400, 6);
+    expect(e.frozenMsPerGiB).toBeCloseTo(600, 6);
+    expect(r.slopes.find((x) => x.contender === 'stock')!.wallMsPerGiB).toBeCloseTo(4000, 6);
+  });
+});
