@@ -4,25 +4,16 @@
  *   claim (first commit wins) -> checkpoint the fork -> roll the target back
  *   to that checkpoint -> remove the checkpoint -> remove the fork
  *
- * Every sandbox counts the commits made into it (its generation); a fork
- * remembers the generation it was made at. A commit is accepted only if the
- * target has taken no commit since the fork: of siblings racing to commit,
- * the first to claim wins and the others are refused with the winner's name.
- * The claim is taken synchronously, before any await, so it is atomic within
- * the process.
+ * Every container counts the commits made into it (its generation, in the
+ * host-wide commit ledger); a fork remembers the generation it was made at.
+ * A commit is accepted only if the target has taken no commit since the fork:
+ * of siblings racing to commit, the first to claim wins and the others are
+ * refused with the winner's name.
  */
 import { asTforkError, TforkError } from '../errors.js';
+import { claimCommit, releaseClaim } from './commit-ledger.js';
 import type { Sandbox } from './sandbox.js';
 import * as state from './state.js';
-
-export interface CommitLog {
-  /** Number of commits made into the sandbox. */
-  generation: number;
-  /** Name of the fork committed at each generation. */
-  winners: string[];
-  /** A commit into it is under way. */
-  busy: boolean;
-}
 
 export interface CommitReport {
   from: string;
@@ -42,22 +33,18 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
   if (into.state !== 'live') throw new TforkError('E_INVALID_STATE', `cannot commit ${from.name} into ${into.name}: ${into.name} was ${into.state}`);
   const child = childOf(into, from);
   if (!child) throw new TforkError('E_USAGE', `cannot commit ${from.name} into ${into.name}: it was not forked from it`);
-  const log = into.commitLog;
-  if (child.lineage.forkedAt !== log.generation) {
-    const first = log.winners[child.lineage.forkedAt];
+  const l = into.deps.layout;
+  const claim = claimCommit(l, into.id, child.lineage.forkedAt, from.name);
+  if (!claim.ok) {
     throw new TforkError(
       'E_INVALID_STATE',
-      first
-        ? `cannot commit ${from.name} into ${into.name}: ${first} ${log.busy && log.winners.length === child.lineage.forkedAt + 1 ? 'is being' : 'was'} committed into it first (first commit wins)`
-        : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit while it was being forked`,
+      claim.first
+        ? `cannot commit ${from.name} into ${into.name}: ${claim.first} won the commit into it (first commit wins)`
+        : `cannot commit ${from.name} into ${into.name}: ${into.name} took a commit since (or while) ${child.name} was forked from it (first commit wins)`,
       { suggestions: [`discard ${from.name}, or fork ${into.name} again`] },
     );
   }
-  into.assertLive('commit into');
-  // Claim, before any await.
-  log.generation++;
-  log.winners.push(from.name);
-  log.busy = true;
+  into.committing = true;
   try {
     let cp: Awaited<ReturnType<typeof state.createCheckpoint>>;
     const t1 = performance.now();
@@ -66,8 +53,7 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
       cp = await state.createCheckpoint(from.id, { signal: o.signal, stop: true }, from.deps);
     } catch (err) {
       // Nothing changed in the target: give the claim back.
-      log.generation--;
-      log.winners.pop();
+      releaseClaim(l, into.id, claim.generation);
       throw asTforkError(err, 'commit: checkpoint of the fork');
     }
     const t2 = performance.now();
@@ -83,12 +69,12 @@ export async function commitInto(from: Sandbox, into: Sandbox, o: { signal?: Abo
       });
     }
     const t3 = performance.now();
-    log.busy = false;
+    into.committing = false;
     await Promise.all([state.removeCheckpoint(cp.id, into.deps).catch(() => undefined), from.retire('committed')]);
     const t4 = performance.now();
     return { from: from.name, into: into.name, timings: { checkpointMs: t2 - t1, rollbackMs: t3 - t2, cleanupMs: t4 - t3, totalMs: t4 - t0 } };
   } finally {
-    log.busy = false;
+    into.committing = false;
   }
 }
 

@@ -16,7 +16,8 @@ import { Podman } from '../drivers/podman.js';
 import { ToolError } from '../drivers/exec.js';
 import { TforkError } from '../errors.js';
 import { EXEC_ID_VAR, killExec } from './exec-kill.js';
-import { commitInto, type CommitLog, type CommitReport } from './commit.js';
+import { commitInto, type CommitReport } from './commit.js';
+import { dropLedger, generationOf } from './commit-ledger.js';
 import * as state from './state.js';
 
 export type SandboxState = 'live' | 'committed' | 'discarded' | 'disposed';
@@ -54,8 +55,8 @@ export interface ForkOptions {
 const shortId = () => randomBytes(3).toString('hex');
 
 export class Sandbox implements AsyncDisposable {
-  /** @internal Commits into this sandbox (first commit wins). */
-  readonly commitLog: CommitLog = { generation: 0, winners: [], busy: false };
+  /** @internal A commit into this sandbox is under way. */
+  committing = false;
   #state: SandboxState = 'live';
   readonly #life = new AbortController();
   readonly #checkpoints = new Set<string>();
@@ -65,7 +66,7 @@ export class Sandbox implements AsyncDisposable {
     readonly id: string,
     /** @internal */
     readonly deps: { podman: Podman; layout: Layout },
-    /** The sandbox this one was forked from, and that one's commit generation at the fork. */
+    /** The sandbox this one was forked from, and that one's commit generation at the fork (-1: stale). */
     readonly lineage: { parent?: Sandbox; forkedAt: number; owned: boolean },
   ) {}
 
@@ -166,11 +167,11 @@ export class Sandbox implements AsyncDisposable {
   /** `fork`, with the clone engine's report (timings). */
   async forkWithReport(n: number, o: ForkOptions = {}): Promise<{ sandboxes: Sandbox[]; report: CloneReport }> {
     this.assertLive('fork');
-    const generation = this.commitLog.generation;
+    const generation = generationOf(this.deps.layout, this.id);
     const signal = o.signal ? AbortSignal.any([o.signal, this.signal]) : this.signal;
     const report = await cloneLive(this.id, { copies: n, name: o.name ?? `${this.name}-${shortId()}`, signal, onEvent: o.onEvent }, this.deps);
     // A commit into this sandbox that landed during the fork makes the copies stale.
-    const forkedAt = this.commitLog.generation === generation ? generation : -1;
+    const forkedAt = generationOf(this.deps.layout, this.id) === generation ? generation : -1;
     const sandboxes = report.copies.map((c) => new Sandbox(c.name, c.id, this.deps, { parent: this, forkedAt, owned: true }));
     if (this.signal.aborted) {
       await Promise.all(sandboxes.map((s) => s.discard()));
@@ -256,13 +257,14 @@ export class Sandbox implements AsyncDisposable {
       throw new TforkError('E_TOOL_FAILED', `could not remove ${this.name}: ${r.stderr.trim()}`, { suggestions: [`podman-tfork rm -f ${this.name}`] });
     }
     await Promise.all([...this.#checkpoints].map((id) => state.removeCheckpoint(id, this.deps).catch(() => undefined)));
+    dropLedger(this.deps.layout, this.id);
     this.#checkpoints.clear();
   }
 
   /** @internal */
   assertLive(what: string): void {
     if (this.#state !== 'live') throw new TforkError('E_INVALID_STATE', `cannot ${what} ${this.name}: the sandbox was ${this.#state}`);
-    if (this.commitLog.busy) throw new TforkError('E_INVALID_STATE', `cannot ${what} ${this.name}: a commit into it is in progress`);
+    if (this.committing) throw new TforkError('E_INVALID_STATE', `cannot ${what} ${this.name}: a commit into it is in progress`);
   }
 
   private async running(): Promise<boolean> {

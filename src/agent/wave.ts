@@ -69,6 +69,11 @@ export async function runWave(parent: Sandbox, candidates: Candidate[], o: WaveO
   const t0 = performance.now();
   const sandboxes = await parent.fork(candidates.length, { signal: o.signal });
   const forkMs = performance.now() - t0;
+  if (o.signal?.aborted) {
+    // Cancelled just as the fork completed: nothing will listen for the abort any more.
+    await Promise.allSettled(sandboxes.map((s) => s.discard()));
+    throw new TforkError('E_CANCELLED', 'cancelled');
+  }
   o.emit({ type: 'fork', parent: parent.name, copies: sandboxes.map((s) => s.name), durationMs: forkMs });
 
   const settled: (Settled | undefined)[] = new Array(candidates.length);

@@ -83,7 +83,10 @@ export function interruptSignal(): AbortSignal {
     process.stderr.write(`\n${sig}: cancelling, undoing what was done...\n`);
     ac.abort(new Error(`interrupted by ${sig}`));
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  // Listeners stay: with `once`, Node restores the default action as the
+  // listener is removed, and the process died of that same SIGINT before it
+  // could unwind (clones of a pattern run were left behind).
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   return ac.signal;
 }

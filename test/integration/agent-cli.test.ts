@@ -3,8 +3,9 @@
  * as a subprocess, exit codes, the table and the JSON outcome.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, engineGate, exec, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { COUNTER, labelled } from '../helpers/agent.js';
+import { spawn } from 'node:child_process';
+import { cli, CLI, engineGate, exec, startContainer, sweep, waitFor } from '../helpers/host.js';
+import { COUNTER, labelled, sleep } from '../helpers/agent.js';
 
 const skip = await engineGate('agent CLI');
 
@@ -59,6 +60,31 @@ describe.skipIf(skip)('pattern commands', () => {
       [2, 'succeeded', undefined],
     ]);
     expect((await exec(src, ['cat', '/tmp/refl'])).stdout.trim()).toBe('done');
+    expect(await clonesLeft()).toEqual([]);
+  });
+
+  it('two pattern runs on one source at once: the first to commit wins, the other is refused and leaves nothing', async () => {
+    const run = (tag: string) => cli(['speculate', '--json', src, '-c', `sleep 5; echo ${tag} > /tmp/race`]);
+    const [a, b] = await Promise.all([run('a'), run('b')]);
+    const codes = [a.exitCode, b.exitCode].sort();
+    expect(codes, `${a.stderr}\n${b.stderr}`).toEqual([0, 125]);
+    const [won, lost] = a.exitCode === 0 ? [a, b] : [b, a];
+    expect(JSON.parse(lost.stdout).error.message).toMatch(/first commit wins/);
+    expect((await exec(src, ['cat', '/tmp/race'])).stdout.trim()).toBe(won === a ? 'a' : 'b');
+    expect(await clonesLeft()).toEqual([]);
+  });
+
+  it('Ctrl-C while candidates run stops them and removes every clone', async () => {
+    const child = spawn(process.execPath, [CLI, 'speculate', src, '-c', 'sleep 1000', '-c', 'sleep 1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const t0 = Date.now();
+    while (!/forked/.test(stderr) && Date.now() - t0 < 60_000) await sleep(100);
+    await sleep(500);
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(125);
+    expect(stderr).toMatch(/cancelled/);
     expect(await clonesLeft()).toEqual([]);
   });
 

@@ -41,7 +41,7 @@ describe.skipIf(skip)('agent patterns', () => {
     const fp = new Footprint();
     const events: AgentEvent[] = [];
     const t0 = Date.now();
-    const out = await speculate(src, [kinds.fail(), kinds.hang(), leaves('spec', undefined, 3), kinds.crash(), kinds.throws()].map((c) => fp.track(c)), {
+    const out = await speculate(src, [kinds.fail(), kinds.hang(), leaves('spec', undefined, 5), kinds.crash(), kinds.throws()].map((c) => fp.track(c)), {
       timeoutMs: 60_000,
       onEvent: (e) => events.push(e),
     });

@@ -9,7 +9,7 @@ import { asCandidateReturn, runScored, tailOf, type CommandResult } from '../../
 import type { AgentEvent, Candidate, CandidateReturn, Outcome, PatternOptions } from '../../agent/results.js';
 import { Sandbox } from '../../agent/sandbox.js';
 import { FORMAT_FLAG, type FlagDef, type Parsed } from '../flags.js';
-import { ms, type Io } from '../render.js';
+import { interruptSignal, ms, type Io } from '../render.js';
 
 export const PATTERN_FLAGS: FlagDef[] = [
   { name: 'timeout', type: 'string', arg: 'DURATION', description: 'per candidate: at the timeout its clone is removed with all it runs (seconds, or 500ms, 2m, 1h)' },
@@ -57,26 +57,18 @@ export async function runPatternCommand(parsed: Parsed, io: Io, name: string, bo
   if (!sourceName) throw new TforkError('E_USAGE', `${name} needs a SOURCE container`, { suggestions: [`see podman-tfork ${name} --help`] });
   if (!isRoot()) throw new TforkError('E_NOT_ROOT', `${name} forks live containers, which needs root (CRIU)`);
   const json = f.json === true || f.format === 'json';
-  const ac = new AbortController();
-  const interrupt = () => ac.abort();
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
-  try {
-    const source = await Sandbox.attach(sourceName, { signal: ac.signal });
-    const options: PatternOptions = {
-      commit: f['no-commit'] !== true,
-      signal: ac.signal,
-      ...(f.timeout !== undefined ? { timeoutMs: parseDuration(String(f.timeout)) } : {}),
-      ...(json ? {} : { onEvent: progress(io) }),
-    };
-    const outcome = await body({ source, options, json });
-    if (json) io.stdout.write(`${JSON.stringify(withCommands(outcome, runs), null, 2)}\n`);
-    else report(io, outcome, runs);
-    return outcome.winner ? 0 : NO_WINNER;
-  } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
-  }
+  const signal = interruptSignal();
+  const source = await Sandbox.attach(sourceName, { signal });
+  const options: PatternOptions = {
+    commit: f['no-commit'] !== true,
+    signal,
+    ...(f.timeout !== undefined ? { timeoutMs: parseDuration(String(f.timeout)) } : {}),
+    ...(json ? {} : { onEvent: progress(io) }),
+  };
+  const outcome = await body({ source, options, json });
+  if (json) io.stdout.write(`${JSON.stringify(withCommands(outcome, runs), null, 2)}\n`);
+  else report(io, outcome, runs);
+  return outcome.winner ? 0 : NO_WINNER;
 }
 
 function progress(io: Io): (e: AgentEvent) => void {

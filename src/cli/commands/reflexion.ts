@@ -11,7 +11,7 @@ export const reflexionCommand: Command = {
   summary:
     'run CMD in a live fork of SOURCE, again in a fresh fork after each failure (up to R retries) with TFORK_FEEDBACK set to the critique of the failure: the output of --critique CMD run in the failed fork, or else its error output',
   flags: [
-    { name: 'retries', type: 'integer', arg: 'R', default: 2, description: 'attempts after the first one' },
+    { name: 'retries', type: 'integer', arg: 'R', default: 2, description: 'attempts after the first one (default 2)' },
     { name: 'critique', type: 'string', arg: 'CMD', description: 'run as `sh -c CMD` in a failed fork (TFORK_ATTEMPT, TFORK_EXIT_CODE set); its stdout is the next attempt\'s TFORK_FEEDBACK' },
     ...PATTERN_FLAGS,
   ],
