@@ -17,3 +17,13 @@ export {
   type RollbackReport,
 } from './core/checkpoint/index.js';
 export { listStatuses as listDurableCheckpoints, readStatus as durableCheckpointStatus, type PersistStatus } from './core/persist/job.js';
+export { Sandbox, type SandboxState, type ExecOptions, type ExecResult, type ForkOptions } from './agent/sandbox.js';
+export { type CommitReport } from './agent/commit.js';
+export { type Candidate, type CandidateReturn, type CandidateResult, type CandidateStatus, type Outcome, type AgentEvent, type PatternOptions, type PatternName } from './agent/results.js';
+export { speculate } from './agent/patterns/speculate.js';
+export { bestOfN, type BestOfNOptions } from './agent/patterns/best-of-n.js';
+export { reflexion, type ReflexionOptions, type ReflexionTask, type Critique } from './agent/patterns/reflexion.js';
+export { beamSearch, treeOfThoughts, type BeamSearchOptions, type Expand } from './agent/patterns/beam-search.js';
+export { tournament, type TournamentOptions, type Judge } from './agent/patterns/tournament.js';
+export { cascaded, type CascadedOptions, type CascadedTask } from './agent/patterns/cascaded.js';
+export { runScored, type CommandResult } from './agent/command.js';

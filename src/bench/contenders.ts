@@ -2,10 +2,10 @@
  * The contenders, each timed from the command's start to N running copies:
  *   engine          podman-tfork container clone --live --copies=N --format json (the CLI, as a user runs it)
  *   engine+persist  the same with --persistent=async, then `persist wait` for the durable archive
- *   stock   podman container checkpoint --leave-running --export F --compress none,
- *           then N x podman container restore --import F --name NAME, all at once
- *           (the engine restores all copies at once too)
- * Both use the project's podman configuration (storage, runtime, CRIU).
+ *   stock           podman container checkpoint --leave-running --file-locks --export F --compress none,
+ *                   then N x podman container restore --file-locks --import F --name NAME, all at once
+ *                   (the engine restores all copies at once too, and carries file locks too)
+ * All use the project's podman configuration (storage, runtime, CRIU).
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
@@ -119,10 +119,10 @@ export async function runStock(ctx: ContenderContext, source: string, names: str
   const cleanup = async () => rmSync(file, { force: true });
   const t0 = performance.now();
   try {
-    const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--export', file, '--compress', 'none', '--print-stats', source], opts);
+    const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], opts);
     const t1 = performance.now();
     if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
-    const restores = await Promise.all(names.map((name) => ctx.podman.run(['container', 'restore', '--import', file, '--name', name, '--print-stats'], opts)));
+    const restores = await Promise.all(names.map((name) => ctx.podman.run(['container', 'restore', '--file-locks', '--import', file, '--name', name, '--print-stats'], opts)));
     const t2 = performance.now();
     restores.forEach((x, i) => {
       if (x.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import --name ${names[i]} exited ${x.exitCode}: ${lastLine(x.stderr)}`);

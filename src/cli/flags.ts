@@ -17,15 +17,19 @@ export interface FlagDef {
   default?: string | number | boolean;
   /** Placeholder shown in help. */
   arg?: string;
+  /** One-letter alias (`-c` for `--command`). */
+  short?: string;
+  /** A string flag that may be given many times (`-c A -c B`): its value is the list. */
+  multiple?: boolean;
 }
 
 export interface Parsed {
-  flags: Record<string, string | number | boolean>;
+  flags: Record<string, string | number | boolean | string[]>;
   positionals: string[];
 }
 
 export function parseFlags(argv: string[], defs: FlagDef[], command: string): Parsed {
-  const byName = new Map(defs.map((d) => [d.name, d]));
+  const byName = new Map(defs.flatMap((d) => [[d.name, d] as const, ...(d.short ? [[d.short, d] as const] : [])]));
   const flags: Parsed['flags'] = {};
   const positionals: string[] = [];
   for (const d of defs) if (d.default !== undefined) flags[d.name] = d.default;
@@ -65,7 +69,8 @@ export function parseFlags(argv: string[], defs: FlagDef[], command: string): Pa
     if (d.type === 'integer') {
       if (!/^-?\d+$/.test(value)) throw new TforkError('E_USAGE', `--${d.name} takes an integer, not ${JSON.stringify(value)}`);
       flags[d.name] = Number(value);
-    } else flags[d.name] = value;
+    } else if (d.multiple) flags[d.name] = [...((flags[d.name] as string[] | undefined) ?? []), value];
+    else flags[d.name] = value;
   }
   return { flags, positionals };
 }

@@ -11,7 +11,11 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_STORAGE_SIZE', description: 'size of the loop-file btrfs created by setup when the host has none (default 40G)' },
   { name: 'TFORK_RUNTIME', description: 'OCI runtime for passed-through podman commands: crun (patched, default) or runc' },
   { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr' },
-  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, restore:N, register, thaw, persist)' },
+  { name: 'TFORK_ATTEMPT', description: 'set by speculate, best-of-n and reflexion in each candidate command: its index (0 first)' },
+  { name: 'TFORK_FEEDBACK', description: 'set by reflexion in each retry: the critique of the previous failed attempt' },
+  { name: 'TFORK_EXIT_CODE', description: 'set by reflexion in the --critique command: the failed attempt\'s exit code' },
+  { name: 'TFORK_EXEC_ID', description: 'set by the agent layer in every command it runs in a sandbox, so a timed-out command and its children can be killed' },
+  { name: 'TFORK_FAULT', description: 'fault injection for tests: the phase of a clone to fail (freeze, dump, snapshot, register[:N], restore[:N], thaw, persist)' },
 ];
 
 export const SYSCTLS: { name: string; description: string }[] = [
@@ -28,7 +32,7 @@ export function renderHelp(commands: Command[]): string {
     out.push(`  ${c.usage}`, `      ${c.summary}`);
     for (const f of c.flags) {
       const arg = f.type === 'boolean' ? '' : f.bareValue !== undefined ? `[=${f.arg ?? 'VALUE'}]` : ` ${f.arg ?? 'VALUE'}`;
-      out.push(`      --${f.name}${arg}`.padEnd(40) + ` ${f.description}`);
+      out.push(`      ${f.short ? `-${f.short}, ` : ''}--${f.name}${arg}`.padEnd(40) + ` ${f.description}`);
     }
     out.push('');
   }
@@ -37,6 +41,6 @@ export function renderHelp(commands: Command[]): string {
   for (const e of ENV_VARS) out.push(`  ${e.name.padEnd(24)} ${e.description}`);
   out.push('', 'Sysctls that matter:');
   for (const s of SYSCTLS) out.push(`  ${s.name.padEnd(28)} ${s.description}`);
-  out.push('', 'Exit codes: 0 success, 125 podman-tfork or tool failure, 126 cannot run (not root), 127 tool not found;', 'passed-through podman commands exit with podman\'s own code.', '');
+  out.push('', 'Exit codes: 0 success, 125 podman-tfork or tool failure, 126 cannot run (not root), 127 tool not found;', 'speculate, best-of-n and reflexion exit 1 when no candidate succeeded;', 'passed-through podman commands exit with podman\'s own code.', '');
   return out.join('\n');
 }

@@ -20,6 +20,9 @@ import { cleanupCommand } from './commands/cleanup.js';
 import { cloneCommand } from './commands/clone.js';
 import { checkpointCreateCommand, checkpointListCommand, checkpointRemoveCommand, rollbackCommand } from './commands/checkpoint.js';
 import { persistListCommand, persistRemoveCommand, persistWaitCommand } from './commands/persist.js';
+import { speculateCommand } from './commands/speculate.js';
+import { bestOfNCommand } from './commands/best-of-n.js';
+import { reflexionCommand } from './commands/reflexion.js';
 
 export const COMMANDS: Command[] = [
   setupCommand,
@@ -33,6 +36,9 @@ export const COMMANDS: Command[] = [
   checkpointListCommand,
   checkpointRemoveCommand,
   rollbackCommand,
+  speculateCommand,
+  bestOfNCommand,
+  reflexionCommand,
 ];
 
 /** podman global flags that take a value (so the command word can be found after them). */
@@ -79,7 +85,7 @@ async function passthrough(argv: string[], io: Io): Promise<number> {
 }
 
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
-  const wantsJson = argv.includes('--format=json') || argv.some((a, i) => a === '--format' && argv[i + 1] === 'json');
+  const wantsJson = argv.includes('--format=json') || argv.some((a, i) => a === '--format' && argv[i + 1] === 'json') || (!!findCommand(argv) && argv.includes('--json'));
   try {
     if (argv.includes('--tfork-help')) {
       io.stdout.write(renderHelp(COMMANDS));

@@ -71,3 +71,22 @@ export function printError(io: Io, err: TforkError, json: boolean): void {
   for (const s of err.suggestions) io.stderr.write(`  hint: ${s}\n`);
   if (io.debug && err.detail && Object.keys(err.detail).length) io.stderr.write(`${JSON.stringify(err.detail, null, 2)}\n`);
 }
+
+/**
+ * An AbortSignal fired by Ctrl-C or SIGTERM: long operations unwind (thaw the
+ * source, remove half-made clones) instead of dying mid-way.
+ */
+export function interruptSignal(): AbortSignal {
+  const ac = new AbortController();
+  const stop = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${sig}: cancelling, undoing what was done...\n`);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  // Listeners stay: with `once`, Node restores the default action as the
+  // listener is removed, and the process died of that same SIGINT before it
+  // could unwind (clones of a pattern run were left behind).
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return ac.signal;
+}

@@ -10,9 +10,11 @@ import type { Layout } from '../drivers/layout.js';
 import { deleteSubvolume, isSubvolume } from '../drivers/btrfs.js';
 import { mounts } from '../drivers/host.js';
 import { umount } from '../drivers/mount.js';
+import { pidAlive } from '../drivers/host.js';
+import { current, type PersistStatus } from './persist/job.js';
 
 export interface CleanupItem {
-  kind: 'subvolume' | 'staging' | 'cgroup' | 'mount';
+  kind: 'subvolume' | 'staging' | 'cgroup' | 'mount' | 'partial-archive';
   path: string;
   reason: string;
 }
@@ -23,15 +25,6 @@ export interface CleanupResult extends CleanupItem {
 }
 
 export const CGROUP_PARENT = 'libpod_parent';
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Layer ids podman's storage knows (btrfs driver: one subvolume per layer). */
 export function knownLayers(l: Layout): Set<string> | undefined {
@@ -95,6 +88,17 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>): Pro
       if (!opIsLive(dir)) items.push({ kind: 'staging', path: dir, reason: 'the clone operation that made it is gone' });
     }
   }
+  if (existsSync(l.checkpoints)) {
+    for (const f of readdirSync(l.checkpoints)) {
+      const m = /^\.(.+)\.(tar\.part|log)$/.exec(f);
+      if (!m) continue;
+      const status = path.join(l.checkpoints, `${m[1]}.json`);
+      const alive = existsSync(status)
+        ? current(JSON.parse(readFileSync(status, 'utf8')) as PersistStatus).state === 'in-flight'
+        : Date.now() - statSync(path.join(l.checkpoints, f)).mtimeMs < 60_000;
+      if (!alive) items.push({ kind: 'partial-archive', path: path.join(l.checkpoints, f), reason: 'its durable checkpoint writer is gone' });
+    }
+  }
   for (const root of cgroupDirs()) {
     for (const name of readdirSync(root)) {
       const m = /^libpod-(?:conmon-)?([0-9a-f]{64})$/.exec(name);
@@ -111,7 +115,7 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>): Pro
     }
   }
   // Unmount first, then delete deepest paths first.
-  const order = { mount: 0, cgroup: 1, staging: 2, subvolume: 3 };
+  const order = { mount: 0, cgroup: 1, staging: 2, subvolume: 3, 'partial-archive': 4 };
   return items.sort((a, b) => order[a.kind] - order[b.kind] || b.path.length - a.path.length);
 }
 
@@ -135,6 +139,7 @@ export async function executeCleanup(items: CleanupItem[]): Promise<CleanupResul
       if (it.kind === 'mount') await umount(it.path, { lazy: true });
       else if (it.kind === 'cgroup') rmCgroupTree(it.path);
       else if (it.kind === 'staging') await removeStaging(it.path);
+      else if (it.kind === 'partial-archive') rmSync(it.path, { force: true });
       else await deleteSubvolume(it.path);
       out.push({ ...it, removed: true });
     } catch (err) {

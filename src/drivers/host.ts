@@ -96,3 +96,12 @@ export function loadedModules(): string[] {
     return [];
   }
 }
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -3,6 +3,7 @@
  * why a suite skips, a label on everything tests create and a sweep of it.
  */
 import { probe, type Capabilities } from '../../src/core/probe.js';
+import { planCleanup } from '../../src/core/cleanup.js';
 import { layout } from '../../src/drivers/layout.js';
 import { Podman } from '../../src/drivers/podman.js';
 import { run } from '../../src/drivers/exec.js';
@@ -88,3 +89,20 @@ export async function screenshot(name: string): Promise<Buffer> {
 }
 
 export { run, pixelDiff };
+
+/**
+ * What a failed or finished operation could have leaked, found the way
+ * `podman-tfork cleanup` finds it: subvolumes no layer owns, scratch of dead
+ * operations, stale mounts, partial archives. Operations of other runs still
+ * in progress are not counted, so this holds on a busy machine.
+ */
+export async function leaks(): Promise<Set<string>> {
+  const ids = (await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
+  const items = await planCleanup(layout(), new Set(ids));
+  return new Set(items.filter((i) => i.kind !== 'cgroup').map((i) => `${i.kind} ${i.path}`));
+}
+
+/** Leaks present now that were not in `before`. */
+export async function newLeaks(before: Set<string>): Promise<string[]> {
+  return [...(await leaks())].filter((x) => !before.has(x));
+}

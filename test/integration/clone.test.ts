@@ -1,36 +1,18 @@
 /**
  * Live clones with real podman, crun, CRIU and btrfs: what a user observes.
  */
-import { readdirSync, existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
-import { layout } from '../../src/drivers/layout.js';
+import { cli, engineGate, leaks, newLeaks, exec, pixelDiff, podman, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
-import { listSubvolumes } from '../../src/drivers/btrfs.js';
+import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
 
 const skip = await engineGate('live clone');
-const l = layout();
-const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
-
-async function count(name: string): Promise<number> {
-  return Number((await exec(name, ['cat', '/tmp/count'])).stdout.trim());
-}
-const subvolumes = async () => (await listSubvolumes(l.graphroot)).length;
-const idOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
-const stateOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function clone(args: string[]) {
   return cli(['container', 'clone', '--live', '--format', 'json', ...args]);
 }
-/** Clones are labelled for the sweep through their names; remove them explicitly. */
-async function rm(...names: string[]) {
-  await podman().run(['rm', '-f', '-t', '0', ...names], { reject: false });
-}
-
 describe.skipIf(skip)('container clone --live (W1 counter)', () => {
   let src = '';
-  let baseline = 0;
+  let baseline = new Set<string>();
   beforeAll(async () => {
     src = await startContainer('localhost/tfork/tiny', COUNTER);
     await waitFor(src, ['test', '-s', '/tmp/count']);
@@ -39,7 +21,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
   afterAll(sweep);
 
   it('makes N running copies that continue from the source instant, with the same PIDs and isolated files', async () => {
-    baseline = await subvolumes();
+    baseline = await leaks();
     const srcPid = (await podman().run(['inspect', '-f', '{{.State.Pid}}', src])).stdout.trim();
     const before = await count(src);
     const r = await clone(['--copies=3', '--name', `${src}-c`, src]);
@@ -84,8 +66,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
       await rm(...names);
     }
     // Removing the clones releases their snapshot subvolumes; no scratch remains.
-    expect(await subvolumes()).toBe(baseline);
-    expect(existsSync(l.staging) ? readdirSync(l.staging) : []).toEqual([]);
+    expect(await newLeaks(baseline)).toEqual([]);
   });
 
   it('clones a clone', async () => {
@@ -105,7 +86,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
   it('refuses a name in use, a missing source and a stopped source before any work', async () => {
     const stopped = uniqueName('stopped');
     await podman().run(['create', '--label', TEST_LABEL, '--name', stopped, 'localhost/tfork/tiny', 'true']);
-    const before = await subvolumes();
+    const before = await leaks();
     let r = await clone(['--name', src, src]);
     expect(r.exitCode).toBe(125);
     expect(JSON.parse(r.stdout).error.code).toBe('E_EXISTS');
@@ -115,12 +96,12 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
     r = await clone([stopped]);
     expect(r.exitCode).toBe(125);
     expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'E_INVALID_STATE', phase: 'validate' });
-    expect(await subvolumes()).toBe(before);
+    expect(await newLeaks(before)).toEqual([]);
   });
 
   for (const fault of ['freeze', 'dump', 'snapshot', 'register', 'restore:1', 'thaw']) {
     it(`fault at ${fault}: clear error naming the phase, nothing left behind, source running`, async () => {
-      const before = await subvolumes();
+      const before = await leaks();
       const base = `${src}-f`;
       const r = await cli(['container', 'clone', '--live', '--copies=2', '--name', base, '--format', 'json', src], { env: { TFORK_FAULT: fault } });
       expect(r.exitCode).toBe(125);
@@ -129,8 +110,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
       expect(err.message.length).toBeGreaterThan(10);
       const left = (await podman().run(['ps', '-a', '--format', '{{.Names}}'])).stdout.split('\n').filter((n) => n.startsWith(base));
       expect(left).toEqual([]);
-      expect(await subvolumes()).toBe(before);
-      expect(existsSync(l.staging) ? readdirSync(l.staging) : []).toEqual([]);
+      expect(await newLeaks(before)).toEqual([]);
       expect(await stateOf(src)).toBe('running');
       expect(isFrozen(await idOf(src))).toBe(false);
       const v = await count(src);

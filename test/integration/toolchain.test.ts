@@ -45,13 +45,15 @@ describe.skipIf(skip)('patched toolchain', () => {
     const why = gate(`checkpoint/restore with ${runtime}`, [[runtime === 'crun' || !!c.runc, 'runc is not installed']]);
     it.skipIf(why)(`stock checkpoint --leave-running --export + restore --import clones a running desktop (${runtime})`, async () => {
       const src = await startContainer('localhost/tfork/desktop', [], { runtime });
-      await waitFor(src, ['sh', '-c', 'xdpyinfo >/dev/null && xwininfo -root -tree | grep -q tfork-xterm && ss -ltn 2>/dev/null | grep -q 5900 || (cat /proc/net/tcp | grep -q ":170C ")']);
+      // Up means: the xterm is mapped and the VNC server listens; then let the session settle.
+      await waitFor(src, ['sh', '-c', 'xwininfo -root -tree | grep -q tfork-xterm && grep -q ":170C 00000000:0000 0A" /proc/net/tcp']);
+      await new Promise((r) => setTimeout(r, 1000));
       const archive = path.join(os.tmpdir(), `${uniqueName('ckpt')}.tar`);
       const restored = uniqueName('restored');
       try {
-        const ck = await podman().run(['--runtime', runtime, 'container', 'checkpoint', '--leave-running', '--export', archive, src], { reject: false });
+        const ck = await podman().run(['--runtime', runtime, 'container', 'checkpoint', '--leave-running', '--file-locks', '--export', archive, src], { reject: false });
         expect(ck.exitCode, ck.stderr).toBe(0);
-        const rs = await podman().run(['--runtime', runtime, 'container', 'restore', '--import', archive, '--name', restored], { reject: false });
+        const rs = await podman().run(['--runtime', runtime, 'container', 'restore', '--file-locks', '--import', archive, '--name', restored], { reject: false });
         expect(rs.exitCode, rs.stderr).toBe(0);
         const ps = await podman().run(['inspect', '--format', '{{.State.Status}}', src, restored]);
         expect(ps.stdout.trim().split('\n')).toEqual(['running', 'running']);

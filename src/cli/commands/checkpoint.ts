@@ -3,7 +3,7 @@ import { createCheckpoint, listCheckpoints, pruneCheckpoints, removeCheckpoint, 
 import { isRoot } from '../../drivers/host.js';
 import { TforkError } from '../../errors.js';
 import { FORMAT_FLAG } from '../flags.js';
-import { isInteractive, ms, type Io } from '../render.js';
+import { interruptSignal, isInteractive, ms, type Io } from '../render.js';
 import type { Command } from './command.js';
 
 function needRoot(what: string): void {
@@ -31,7 +31,7 @@ export const checkpointCreateCommand: Command = {
   async run({ flags, positionals }, io) {
     if (positionals.length !== 1) throw new TforkError('E_USAGE', 'checkpoint create takes one CONTAINER');
     needRoot('checkpoint create');
-    const c = await createCheckpoint(positionals[0]!);
+    const c = await createCheckpoint(positionals[0]!, { signal: interruptSignal() });
     const pruned = flags['keep-last'] !== undefined ? await pruneCheckpoints(c.container.id, { keepLast: flags['keep-last'] as number }) : [];
     if (flags.format === 'json') io.stdout.write(`${JSON.stringify({ ...c, pruned }, null, 2)}\n`);
     else {
@@ -79,7 +79,7 @@ export const rollbackCommand: Command = {
   async run({ flags, positionals }, io) {
     if (positionals.length !== 2) throw new TforkError('E_USAGE', 'rollback takes CONTAINER and CHECKPOINT');
     needRoot('rollback');
-    const r = await rollback(positionals[0]!, positionals[1]!);
+    const r = await rollback(positionals[0]!, positionals[1]!, { signal: interruptSignal() });
     if (flags.format === 'json') io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else {
       io.stdout.write(`${r.container.name}\n`);

@@ -4,7 +4,7 @@ import { parseSize } from '../../core/setup/storage.js';
 import { TforkError } from '../../errors.js';
 import { isRoot } from '../../drivers/host.js';
 import { FORMAT_FLAG, type FlagDef } from '../flags.js';
-import { isInteractive, ms, type Io } from '../render.js';
+import { interruptSignal, isInteractive, ms, type Io } from '../render.js';
 import type { Command } from './command.js';
 
 const flags: FlagDef[] = [
@@ -59,6 +59,7 @@ export const cloneCommand: Command = {
       ghostLimit: f['tfork-ghost-limit'] !== undefined ? parseSize(String(f['tfork-ghost-limit'])) : undefined,
       tcpClose: f['tfork-tcp-close'] as boolean,
       persistent: f.persistent as 'sync' | 'async' | undefined,
+      signal: interruptSignal(),
       onEvent: json ? undefined : progress(io),
     });
     if (json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -18,7 +18,7 @@ import { snapshot } from '../../drivers/btrfs.js';
 import { TforkError } from '../../errors.js';
 import type { CapturedState } from '../state/capture.js';
 import { discardScratch } from '../state/capture.js';
-import { pidAlive } from '../cleanup.js';
+import { pidAlive } from '../../drivers/host.js';
 
 export type PersistMode = 'sync' | 'async';
 export type PersistState = 'in-flight' | 'done' | 'failed';
@@ -77,6 +77,8 @@ export function preparePersist(l: Layout, src: ContainerInfo, mode: PersistMode,
     archive: path.join(where, `${id}.tar`),
     statusFile: path.join(where, `${id}.json`),
   };
+  // Visible as in flight from the start; this process writes it until a detached writer takes over.
+  writeStatus(statusOf(job, 'in-flight', { writerPid: process.pid }));
   return {
     job,
     partFile: job.partFile,
@@ -102,7 +104,7 @@ export function writeStatus(s: PersistStatus): void {
 }
 
 /** A status as it is now: an in-flight record whose writer died is a failure. */
-function current(s: PersistStatus): PersistStatus {
+export function current(s: PersistStatus): PersistStatus {
   if (s.state !== 'in-flight') return s;
   if (s.writerPid ? !pidAlive(s.writerPid) : Date.now() - Date.parse(s.createdAt) > 60_000) {
     return { ...s, state: 'failed', error: `the writer${s.writerPid ? ` (pid ${s.writerPid})` : ''} exited without finishing` };

@@ -5,7 +5,7 @@
  * (--persistent=sync) or in a detached process (async) that survives the
  * command.
  */
-import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { commitFile, tarAppend, tarList, writeFileAtomic } from '../../drivers/archive.js';
@@ -53,10 +53,21 @@ export function startDetachedWriter(l: Layout, job: PersistJob, o: { fault?: boo
   const jobFile = path.join(job.dir, 'job.json');
   writeFileAtomic(jobFile, JSON.stringify({ ...job, fault: o.fault || undefined }));
   const entry = path.join(l.packageDir, 'dist', 'cli', 'persist-writer.js');
-  // Recorded before the start: the writer may finish before this function returns.
-  writeStatus(statusOf(job, 'in-flight'));
   const pid = spawnDetached(process.execPath, [entry, jobFile], logFile(job));
-  return statusOf(job, 'in-flight', { writerPid: pid });
+  const s = statusOf(job, 'in-flight', { writerPid: pid });
+  // The writer records the same first thing; write it here too so that a
+  // status read after this command exits never names this process. Only
+  // while still in flight: the writer may already have finished.
+  if (readStatusFile(job.statusFile)?.state === 'in-flight') writeStatus(s);
+  return s;
+}
+
+function readStatusFile(f: string): PersistStatus | undefined {
+  try {
+    return JSON.parse(readFileSync(f, 'utf8')) as PersistStatus;
+  } catch {
+    return undefined;
+  }
 }
 
 /** First act of the detached writer: own the scratch and say who is writing. */

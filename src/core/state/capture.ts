@@ -99,7 +99,8 @@ export async function captureState(podman: Podman, l: Layout, src: ContainerInfo
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
   writeSnapshotScript(path.join(dir, 'dump-hook'), { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
-  const conf = [`action-script ${path.join(dir, 'dump-hook')}`, `ghost-limit ${o.ghostLimit}`, ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : [])];
+  // file-locks: a desktop's processes may hold POSIX/flock locks at any instant; carry them.
+  const conf = [`action-script ${path.join(dir, 'dump-hook')}`, `ghost-limit ${o.ghostLimit}`, 'file-locks', ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : [])];
   const bin = writeCriuShim(path.join(dir, 'bin-dump'), installedBinary(l, CRIU), path.join(dir, 'dump.conf'), conf);
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));
   const args = ['container', 'checkpoint', ...(o.leaveRunning ? ['--leave-running'] : []), ...(o.tcpClose ? ['--tcp-established'] : [])];

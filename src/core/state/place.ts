@@ -68,7 +68,7 @@ interface RestoreOptions {
 
 /** Run `podman container restore ARGS` with the operation's CRIU options; returns stdout and the duration. */
 async function runRestore(podman: Podman, l: Layout, args: string[], o: RestoreOptions, bundle?: string): Promise<{ stdout: string; ms: number }> {
-  const conf = [...(o.tcpClose ? ['tcp-close'] : []), ...(o.fault ? ['fault-injected-unknown-option'] : [])];
+  const conf = ['file-locks', ...(o.tcpClose ? ['tcp-close'] : []), ...(o.fault ? ['fault-injected-unknown-option'] : [])];
   const bin = writeCriuShim(path.join(o.scratch, `bin-restore-${o.tag}`), installedBinary(l, CRIU), path.join(o.scratch, `restore-${o.tag}.conf`), conf);
   const s = performance.now();
   const r = await podman.run(['container', 'restore', ...args], { signal: o.signal, reject: false, env: { PATH: `${bin}:${podman.env.PATH}` }, timeoutMs: 10 * 60_000 });
