@@ -11,7 +11,7 @@
  * refused with the winner's name.
  */
 import { asTforkError, TforkError } from '../errors.js';
-import { claimCommit, releaseClaim } from './commit-ledger.js';
+import { claimCommit, releaseClaim } from '../drivers/commit-ledger.js';
 import type { Sandbox } from './sandbox.js';
 import * as state from './state.js';
 

@@ -15,9 +15,9 @@ import { layout as defaultLayout, type Layout } from '../drivers/layout.js';
 import { Podman } from '../drivers/podman.js';
 import { ToolError } from '../drivers/exec.js';
 import { TforkError } from '../errors.js';
-import { EXEC_ID_VAR, killExec } from './exec-kill.js';
+import { EXEC_ID_VAR, killExec } from '../drivers/exec-kill.js';
 import { commitInto, type CommitReport } from './commit.js';
-import { dropLedger, generationOf } from './commit-ledger.js';
+import { dropLedger, generationOf } from '../drivers/commit-ledger.js';
 import * as state from './state.js';
 
 export type SandboxState = 'live' | 'committed' | 'discarded' | 'disposed';

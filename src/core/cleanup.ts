@@ -1,8 +1,9 @@
 /**
  * What crashed clones can leave behind, found and removed: subvolumes no
  * podman layer owns, staging snapshots of operations whose process is gone,
- * empty cgroups of containers that no longer exist, and stale mounts of the
- * project's scratch areas.
+ * empty cgroups of containers that no longer exist, stale mounts of the
+ * project's scratch areas, locks of dead processes, and the per-container
+ * records (commit ledger, checkpoint head) of containers removed since.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -11,10 +12,13 @@ import { deleteSubvolume, isSubvolume } from '../drivers/btrfs.js';
 import { mounts } from '../drivers/host.js';
 import { umount } from '../drivers/mount.js';
 import { pidAlive } from '../drivers/host.js';
+import { ledgerIds } from '../drivers/commit-ledger.js';
+import { staleLocks } from '../drivers/lock.js';
 import { current, type PersistStatus } from './persist/job.js';
+import { headIds } from './checkpoint/store.js';
 
 export interface CleanupItem {
-  kind: 'subvolume' | 'staging' | 'cgroup' | 'mount' | 'partial-archive';
+  kind: 'subvolume' | 'staging' | 'cgroup' | 'mount' | 'partial-archive' | 'lock' | 'record';
   path: string;
   reason: string;
 }
@@ -36,6 +40,15 @@ export function knownLayers(l: Layout): Set<string> | undefined {
     for (const layer of JSON.parse(readFileSync(f, 'utf8')) as { id: string }[]) ids.add(layer.id);
   }
   return ids;
+}
+
+/** Container ids in podman's storage right now. */
+function storageContainerIds(l: Layout): string[] {
+  try {
+    return (JSON.parse(readFileSync(path.join(l.graphroot, 'btrfs-containers', 'containers.json'), 'utf8')) as { id: string }[]).map((c) => c.id);
+  } catch {
+    return [];
+  }
 }
 
 /** An operation directory is live while the process named in its `owner` file runs. */
@@ -114,8 +127,14 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>): Pro
       if (!opIsLive(path.join(l.staging, op))) items.push({ kind: 'mount', path: m.target, reason: 'scratch mount of a finished clone operation' });
     }
   }
+  for (const dir of staleLocks(l)) items.push({ kind: 'lock', path: dir, reason: 'the process holding it is gone' });
+  // Read storage again: a container created since the caller listed them is not gone.
+  const known = new Set([...liveContainerIds, ...storageContainerIds(l)]);
+  for (const r of [...ledgerIds(l).map((x) => ({ ...x, what: 'commit ledger' })), ...headIds(l).map((x) => ({ ...x, what: 'checkpoint head' }))]) {
+    if (!known.has(r.id)) items.push({ kind: 'record', path: r.path, reason: `${r.what} of a removed container` });
+  }
   // Unmount first, then delete deepest paths first.
-  const order = { mount: 0, cgroup: 1, staging: 2, subvolume: 3, 'partial-archive': 4 };
+  const order = { mount: 0, cgroup: 1, staging: 2, subvolume: 3, 'partial-archive': 4, lock: 5, record: 6 };
   return items.sort((a, b) => order[a.kind] - order[b.kind] || b.path.length - a.path.length);
 }
 
@@ -139,7 +158,7 @@ export async function executeCleanup(items: CleanupItem[]): Promise<CleanupResul
       if (it.kind === 'mount') await umount(it.path, { lazy: true });
       else if (it.kind === 'cgroup') rmCgroupTree(it.path);
       else if (it.kind === 'staging') await removeStaging(it.path);
-      else if (it.kind === 'partial-archive') rmSync(it.path, { force: true });
+      else if (it.kind === 'partial-archive' || it.kind === 'record' || it.kind === 'lock') rmSync(it.path, { recursive: true, force: true });
       else await deleteSubvolume(it.path);
       out.push({ ...it, removed: true });
     } catch (err) {

@@ -3,7 +3,7 @@
  * why a suite skips, a label on everything tests create and a sweep of it.
  */
 import { probe, type Capabilities } from '../../src/core/probe.js';
-import { planCleanup } from '../../src/core/cleanup.js';
+import { executeCleanup, planCleanup } from '../../src/core/cleanup.js';
 import { layout } from '../../src/drivers/layout.js';
 import { Podman } from '../../src/drivers/podman.js';
 import { run } from '../../src/drivers/exec.js';
@@ -64,8 +64,11 @@ export async function startContainer(image: string, args: string[] = [], o: { na
   return name;
 }
 
+/** Remove this run's containers, and the records (commit ledgers, checkpoint heads) of removed containers. */
 export async function sweep(): Promise<void> {
   await podman().run(['rm', '-f', '-t', '0', '--filter', `label=${TEST_LABEL}`], { reject: false });
+  const ids = (await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
+  await executeCleanup((await planCleanup(layout(), new Set(ids))).filter((i) => i.kind === 'record'));
 }
 
 export async function exec(name: string, argv: string[], o: { binary?: boolean; runtime?: string } = {}) {
@@ -99,7 +102,9 @@ export { run, pixelDiff };
 export async function leaks(): Promise<Set<string>> {
   const ids = (await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
   const items = await planCleanup(layout(), new Set(ids));
-  return new Set(items.filter((i) => i.kind !== 'cgroup').map((i) => `${i.kind} ${i.path}`));
+  // Not counted: cgroups and records (commit ledger, checkpoint head) that plain
+  // `podman rm` leaves until the next cleanup; the cleanup test covers those.
+  return new Set(items.filter((i) => i.kind !== 'cgroup' && i.kind !== 'record').map((i) => `${i.kind} ${i.path}`));
 }
 
 /** Leaks present now that were not in `before`. */

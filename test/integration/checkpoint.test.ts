@@ -85,6 +85,30 @@ describe.skipIf(skip)('checkpoint and rollback (W1)', () => {
     made.splice(0, made.length, c3.id, c4.id);
   });
 
+  it('commands on one container from separate processes at once wait for each other and all succeed', async () => {
+    // Two checkpoints, a live clone and a rollback of the same container, started together.
+    const base = await checkpoint(src);
+    made.push(base.id);
+    const clone = `${src}-par`;
+    const rs = await Promise.all([
+      cli(['checkpoint', 'create', '--format', 'json', src]),
+      cli(['checkpoint', 'create', '--format', 'json', src]),
+      cli(['container', 'clone', '--live', '--name', clone, '--format', 'json', src]),
+      cli(['rollback', '--format', 'json', src, base.id]),
+    ]);
+    for (const r of rs.slice(0, 2)) if (r.exitCode === 0) made.push(JSON.parse(r.stdout).id);
+    try {
+      for (const r of rs) expect(r.exitCode, r.stderr).toBe(0);
+      expect(await stateOf(src)).toBe('running');
+      expect(await stateOf(clone)).toBe('running');
+      const before = await count(clone);
+      await sleep(500);
+      expect(await count(clone)).toBeGreaterThan(before);
+    } finally {
+      await rm(clone);
+    }
+  });
+
   it('a missing checkpoint or container is a clear error', async () => {
     const r = await cli(['rollback', src, 'ck-nope']);
     expect(r.exitCode).toBe(125);

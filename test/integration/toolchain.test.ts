@@ -112,4 +112,32 @@ describe.skipIf(skip)('cleanup', () => {
     expect(JSON.parse(r.stdout).items).toContainEqual(expect.objectContaining({ kind: 'staging', path: dir, removed: true }));
     expect(existsSync(dir)).toBe(false);
   });
+  it('removes the records of removed containers and the locks of dead processes, and nothing live', async () => {
+    const { layout } = await import('../../src/drivers/layout.js');
+    const { claimCommit } = await import('../../src/drivers/commit-ledger.js');
+    const { setHead } = await import('../../src/core/checkpoint/store.js');
+    const { locksDir, withLock } = await import('../../src/drivers/lock.js');
+    const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+    const l = layout();
+    const gone = 'f'.repeat(48) + Date.now().toString(16).padStart(16, '0');
+    expect(claimCommit(l, gone, 0, 'test').ok).toBe(true);
+    setHead(l, gone, 'cp-of-a-removed-container');
+    const dead = path.join(locksDir(l), `${uniqueName('dead')}.lock`);
+    mkdirSync(dead, { recursive: true });
+    writeFileSync(path.join(dead, 'owner'), '999999999 1\n');
+    const heldKey = uniqueName('held');
+    await withLock(l, heldKey, { what: 'a test' }, async () => {
+      const r = await cli(['cleanup', '--format', 'json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const items = JSON.parse(r.stdout).items as { kind: string; path: string; removed: boolean }[];
+      const of = (p: string) => items.find((i) => i.path === p);
+      expect(of(path.join(l.runDir, 'agent', 'commits', `${gone}.json`))).toMatchObject({ kind: 'record', removed: true });
+      expect(of(path.join(l.checkpointStore, 'heads', gone))).toMatchObject({ kind: 'record', removed: true });
+      expect(of(dead)).toMatchObject({ kind: 'lock', removed: true });
+      expect(of(path.join(locksDir(l), `${heldKey}.lock`))).toBeUndefined();
+      expect(existsSync(path.join(locksDir(l), `${heldKey}.lock`))).toBe(true);
+    });
+    expect(existsSync(path.join(locksDir(l), `${heldKey}.lock`))).toBe(false);
+    expect(existsSync(dead)).toBe(false);
+  });
 });

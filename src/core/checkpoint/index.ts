@@ -12,11 +12,11 @@
  */
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
-import { inspectContainer } from '../../drivers/containers.js';
+import { inspectContainer, type ContainerInfo } from '../../drivers/containers.js';
 import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
-import { assertCapturable, captureState, discardScratch, scratchDir } from '../state/capture.js';
+import { assertCapturable, captureState, discardScratch, scratchDir, withContainerLock, type CapturedState } from '../state/capture.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
 
@@ -120,6 +120,19 @@ export async function rollback(container: string, checkpointId: string, o: { sig
   if (target.image !== info.image) {
     throw new TforkError('E_INVALID_STATE', `checkpoint ${info.id} is of image ${info.image}, container ${target.name} runs ${target.image}`);
   }
+  return withContainerLock(l, target, signal, () => rollInto(podman, l, target, info, state, { signal, tcpClose: o.tcpClose ?? true }, t0));
+}
+
+async function rollInto(
+  podman: Podman,
+  l: Layout,
+  target: ContainerInfo,
+  info: CheckpointInfo,
+  state: CapturedState,
+  o: { signal?: AbortSignal; tcpClose: boolean },
+  t0: number,
+): Promise<RollbackReport> {
+  const signal = o.signal;
   let phase = 'stop';
   const scratch = scratchDir(l, 'rollback');
   try {
@@ -131,7 +144,7 @@ export async function rollback(container: string, checkpointId: string, o: { sig
     await placeState(state, t, { signal });
     const placeMs = performance.now() - t0 - stopMs;
     phase = 'restore';
-    const restoreMs = await restoreContainer(podman, l, t, { scratch, tag: 'rollback', tcpClose: o.tcpClose ?? true, signal });
+    const restoreMs = await restoreContainer(podman, l, t, { scratch, tag: 'rollback', tcpClose: o.tcpClose, signal });
     setHead(l, target.id, info.id);
     return { container: { id: target.id, name: target.name }, checkpoint: info.id, timings: { stopMs, placeMs, restoreMs, totalMs: performance.now() - t0 } };
   } catch (err) {

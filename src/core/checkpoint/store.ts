@@ -104,3 +104,9 @@ export function setHead(l: Layout, containerId: string, id: string): void {
   mkdirSync(path.join(l.checkpointStore, 'heads'), { recursive: true });
   writeFileAtomic(path.join(l.checkpointStore, 'heads', containerId), `${id}\n`);
 }
+
+/** Containers that have a head record (for cleanup of the ones that are gone). */
+export function headIds(l: Layout): { id: string; path: string }[] {
+  const dir = path.join(l.checkpointStore, 'heads');
+  return existsSync(dir) ? readdirSync(dir).map((id) => ({ id, path: path.join(dir, id) })) : [];
+}

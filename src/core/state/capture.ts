@@ -20,6 +20,7 @@ import { deleteSubvolume, isSubvolume } from '../../drivers/btrfs.js';
 import { parseDumpTimes, writeCriuShim, writeSnapshotScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { removeTree } from '../../drivers/files.js';
+import { withLock } from '../../drivers/lock.js';
 import { TforkError } from '../../errors.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
 
@@ -76,6 +77,15 @@ export async function assertCapturable(src: ContainerInfo): Promise<void> {
   }
 }
 
+/**
+ * Run `fn` as the only podman-tfork operation on the container's state on this
+ * host: captures (clone, checkpoint, commit) and rollbacks of one container
+ * wait for each other instead of colliding in its bundle.
+ */
+export function withContainerLock<T>(l: Layout, c: { id: string; name: string }, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  return withLock(l, `container-${c.id}`, { what: `container ${c.name}`, signal }, fn);
+}
+
 /** A new scratch directory in the staging area, marked with its owner process. */
 export function scratchDir(l: Layout, kind: string): string {
   const dir = path.join(l.staging, `${kind}-${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`);
@@ -96,6 +106,12 @@ export async function discardScratch(dir: string): Promise<void> {
  * CRIU's log excerpt; the caller owns `dir` and discards it on failure.
  */
 export async function captureState(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
+  // podman serialises the dumps of one container, but each leaves its images in the
+  // same <bundle>/checkpoint; hold the container until they are moved out of it.
+  return withContainerLock(l, src, o.signal, () => capture(podman, l, src, dir, o));
+}
+
+async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
   writeSnapshotScript(path.join(dir, 'dump-hook'), { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });

@@ -3,14 +3,14 @@
  * `<runDir>/agent/commits/<container id>.json` holds how many commits the
  * container took (its generation) and who made them. Forks remember the
  * generation they were made at; a commit is claimed only if the generation is
- * still that one, and the claim bumps it, under a lock (an exclusive mkdir,
- * taken over from a dead owner). So first commit wins between siblings in one
- * process and between pattern runs in separate processes alike.
+ * still that one, and the claim bumps it, under a host-wide lock (lock.ts).
+ * So first commit wins between siblings in one process and between pattern
+ * runs in separate processes alike.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import type { Layout } from '../drivers/layout.js';
-import { TforkError } from '../errors.js';
+import type { Layout } from './layout.js';
+import { withLockSync } from './lock.js';
 
 interface Entry {
   generation: number;
@@ -19,7 +19,6 @@ interface Entry {
 
 const dirOf = (l: Layout) => path.join(l.runDir, 'agent', 'commits');
 const fileOf = (l: Layout, id: string) => path.join(dirOf(l), `${id}.json`);
-const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 function read(l: Layout, id: string): Entry {
   try {
@@ -29,42 +28,10 @@ function read(l: Layout, id: string): Entry {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Run `fn` holding the container's ledger lock (held for microseconds: no await inside). */
 function locked<T>(l: Layout, id: string, fn: () => T): T {
   mkdirSync(dirOf(l), { recursive: true });
-  const lock = `${fileOf(l, id)}.lock`;
-  for (let tries = 0; ; tries++) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let owner = 0;
-      try {
-        owner = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
-      } catch {
-        // being created or removed: try again
-      }
-      if (owner && !alive(owner)) rmSync(lock, { recursive: true, force: true });
-      else if (tries > 2000) throw new TforkError('E_TIMEOUT', `the commit ledger of ${id} stays locked (${lock})`, { suggestions: [`remove ${lock} if no podman-tfork runs`] });
-      else pause(2);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  return withLockSync(l, `ledger-${id}`, `the commit ledger of ${id}`, fn);
 }
 
 function write(l: Layout, id: string, e: Entry): void {
@@ -99,4 +66,15 @@ export function releaseClaim(l: Layout, id: string, generation: number): void {
 /** Forget a removed container. */
 export function dropLedger(l: Layout, id: string): void {
   rmSync(fileOf(l, id), { force: true });
+}
+
+/** Ids of containers that have a ledger (for cleanup of the ones that are gone). */
+export function ledgerIds(l: Layout): { id: string; path: string }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dirOf(l));
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.endsWith('.json')).map((n) => ({ id: n.slice(0, -'.json'.length), path: path.join(dirOf(l), n) }));
 }
