@@ -1,12 +1,13 @@
 /**
  * The result's charts: time to N clones against N for each workload (and W3
- * size), and W3's time against memory size for each N, both contenders.
+ * size), W3's time against memory size for each N, both contenders; and the
+ * checkpoint, frozen and rollback times of one container as bars.
  */
 import type { ContenderId } from './contenders.js';
 import type { Machine } from './machine.js';
 import type { Results, Row } from './report.js';
 import { sizeTag } from './format.js';
-import { lineChart, type Point, type Series } from './svg.js';
+import { barChart, lineChart, type Point, type Series } from './svg.js';
 import type { Summary } from './stats.js';
 import type { WorkloadId } from './options.js';
 import { WORKLOADS } from './workloads.js';
@@ -64,6 +65,31 @@ export function charts(results: Results, machine: Machine): ChartFile[] {
       file: `time-vs-size-w3-n${copies}.svg`,
       title,
       svg: lineChart({ title, note: [note, `per GiB, wall / frozen (s): ${per}`], xLabel: 'written anonymous memory (GiB)', yLabel: 'seconds', series: series(rows, (r) => r.sizeBytes! / 2 ** 30) }),
+    });
+  }
+  const rb = results.rollback;
+  if (rb?.rows.some((r) => r.runs > r.failures)) {
+    const workloads = [...new Set(rb.rows.map((r) => r.workload))];
+    const groups = workloads.flatMap((w) => [`${w} checkpoint`, `${w} frozen`, `${w} rollback`]);
+    const bar = (s?: Summary) => (s ? { y: s.median / 1000, min: s.min / 1000, max: s.max / 1000 } : undefined);
+    const title = 'Checkpoint and rollback of one running container';
+    out.push({
+      file: 'checkpoint-rollback.svg',
+      title,
+      svg: barChart({
+        title,
+        note: [note, 'stock: checkpoint --export, rollback = rm + restore --import'],
+        yLabel: 'seconds',
+        groups,
+        series: (['engine', 'stock'] as const).map((c) => ({
+          name: c,
+          color: COLOR[c],
+          bars: workloads.flatMap((w) => {
+            const r = rb.rows.find((x) => x.workload === w && x.contender === c);
+            return [bar(r?.checkpointMs), bar(r?.frozenMs), bar(r?.rollbackMs)];
+          }),
+        })),
+      }),
     });
   }
   return out;

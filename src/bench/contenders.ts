@@ -14,7 +14,7 @@ import type { PersistStatus } from '../core/persist/job.js';
 import { run } from '../drivers/exec.js';
 import type { Podman } from '../drivers/podman.js';
 import { TforkError } from '../errors.js';
-import { parseCheckpointStats, parseRestoreStats } from './stock-stats.js';
+import { parseCheckpointStats, parseRestoreStats } from '../drivers/podman-stats.js';
 
 export type ContenderId = 'engine' | 'stock' | 'engine+persist';
 /** In the order they run within a repetition (engine+persist only when asked for and available). */

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: live clone (podman-tfork) side by side with stock podman
- * checkpoint/restore. Prints a table on stdout, writes results.json (every
+ * checkpoint/restore, then checkpoint and rollback of one container side by
+ * side with stock podman's export and restore. Prints a table on stdout, writes results.json (every
  * sample), table.txt and SVG charts to the output directory; progress and
  * diagnostics go to stderr. Exit 0 when every run verified, 1 when some
  * failed (the results are written either way), other codes as the CLI's.
@@ -20,6 +21,7 @@ import { describeMachine, otherContainers, shortMachineId } from './machine.js';
 import { BENCH_FLAGS, parseBenchArgs, type BenchOptions } from './options.js';
 import { aggregate } from './report.js';
 import { measurementSets, runSet, type Sample, type SetInfo } from './runner.js';
+import { aggregateRollback, runRollbackSet, type RollbackSample } from './rollback.js';
 import { redraw, RESULT_SCHEMA, writeOutputs, type ResultDoc } from './output.js';
 
 async function preflight(l: ReturnType<typeof layout>): Promise<void> {
@@ -60,14 +62,22 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
   const notes: string[] = [];
   if (o.persistent === 'async' && !hasPersistent) notes.push('durable checkpoint (engine): not available, this engine has no --persistent yet');
   const machine = await describeMachine(l, podman, label);
-  progress(`run ${runId}: ${measurementSets(o).length} sets x ${o.reps} repetition(s) x ${contenders.length} contenders; results to ${outDir}`);
+  const rb = o.rollback.length ? `, checkpoint+rollback on ${o.rollback.join(',')}` : '';
+  progress(`run ${runId}: ${measurementSets(o).length} sets x ${o.reps} repetition(s) x ${contenders.length} contenders${rb}; results to ${outDir}`);
   mkdirSync(scratch, { recursive: true });
   const samples: Sample[] = [];
   const sets: SetInfo[] = [];
+  const rollbackSamples: RollbackSample[] = [];
+  const rollbackSets: ResultDoc['rollbackSets'] = [];
+  const ctx = { podman, cli, scratch, signal, label, run: runId, contenders, progress };
   try {
     for (const key of measurementSets(o)) {
       signal?.throwIfAborted();
-      sets.push(await runSet({ podman, cli, scratch, signal, label, run: runId, contenders, progress }, key, o.reps, samples));
+      sets.push(await runSet(ctx, key, o.reps, samples));
+    }
+    for (const w of o.rollback) {
+      signal?.throwIfAborted();
+      rollbackSets.push(await runRollbackSet(ctx, w, o.reps, rollbackSamples));
     }
   } finally {
     await removeByPrefix(podman, `tfork-bench-${runId}`);
@@ -85,10 +95,12 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
     notes,
     sets,
     samples,
-    results: aggregate(samples),
+    rollbackSets,
+    rollbackSamples,
+    results: { ...aggregate(samples), rollback: aggregateRollback(rollbackSamples) },
   };
   const table = writeOutputs(doc, outDir);
-  const failures = samples.filter((s) => !s.ok).length + sets.filter((s) => s.error).length;
+  const failures = [...samples, ...rollbackSamples].filter((s) => !s.ok).length + [...sets, ...rollbackSets].filter((s) => s.error).length;
   return { outDir, failures, table };
 }
 

@@ -22,6 +22,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Measure nothing: draw the charts and table again from this results.json. */
   from?: string;
+  /** Workloads whose checkpoint and rollback of one container are timed (none: empty). */
+  rollback: WorkloadId[];
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -31,23 +33,26 @@ export const DEFAULTS: BenchOptions = {
   sizes: [256 * 2 ** 20, 512 * 2 ** 20, 2 ** 30],
   persistent: 'async',
   quick: false,
+  rollback: ['W1', 'W2'],
 };
 
-/** --quick: W1 and a small W3, one and two copies, one repetition (about a minute). */
+/** --quick: W1 and a small W3, one and two copies, one repetition, W1's checkpoint and rollback (about a minute). */
 export const QUICK: Omit<BenchOptions, 'out' | 'persistent'> = {
   workloads: ['W1', 'W3'],
   copies: [1, 2],
   reps: 1,
   sizes: [64 * 2 ** 20],
   quick: true,
+  rollback: ['W1'],
 };
 
 export const BENCH_FLAGS: FlagDef[] = [
-  { name: 'quick', type: 'boolean', description: 'small configuration: W1 and a 64 MiB W3, 1 and 2 copies, 1 repetition' },
+  { name: 'quick', type: 'boolean', description: 'small configuration: W1 and a 64 MiB W3, 1 and 2 copies, 1 repetition; checkpoint+rollback on W1' },
   { name: 'workloads', type: 'string', arg: 'W1,W2,W3', description: 'workloads to run (W1 tiny counter, W2 desktop, W3 memory)' },
   { name: 'copies', type: 'string', arg: 'N,...', description: 'numbers of copies (default 1,4,8)' },
   { name: 'reps', type: 'integer', arg: 'R', description: 'repetitions of each contender per configuration (default 3)' },
   { name: 'sizes', type: 'string', arg: 'SIZE,...', description: 'W3 memory sizes, K/M/G suffixes (default 256M,512M,1G)' },
+  { name: 'rollback', type: 'string', arg: 'W1,W2|none', description: 'workloads to time checkpoint and rollback of one container on (default: W1 and W2 among --workloads)' },
   { name: 'out', type: 'string', arg: 'DIR', description: 'where the JSON, table and charts go (default bench-output/<date>-<machine>)' },
   { name: 'persistent', type: 'string', arg: 'async|off', choices: ['async', 'off'], description: 'async: also run the engine with --persistent=async and time its durable checkpoint (default, when the engine has it)' },
   { name: 'from', type: 'string', arg: 'FILE', description: 'measure nothing: draw the charts and the table of an earlier run again from its results.json, next to it' },
@@ -66,6 +71,12 @@ export function parseWorkload(s: string): WorkloadId {
   return id as WorkloadId;
 }
 
+function parseRollbackWorkload(s: string): WorkloadId {
+  const id = parseWorkload(s);
+  if (id === 'W3') throw new TforkError('E_USAGE', '--rollback takes W1 and W2 (W3 has no state that changes after its start), or none');
+  return id;
+}
+
 function positiveInt(flag: string): (s: string) => number {
   return (s) => {
     if (!/^\d+$/.test(s) || Number(s) < 1) throw new TforkError('E_USAGE', `--${flag} takes positive integers, not ${JSON.stringify(s)}`);
@@ -79,8 +90,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions & { help: boolean }
   if (positionals.length) throw new TforkError('E_USAGE', `bench takes no positional arguments, got ${positionals.join(' ')}`);
   const base = f.quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
   const uniq = <T>(xs: T[]) => [...new Set(xs)];
+  const workloads = f.workloads !== undefined ? uniq(list('workloads', String(f.workloads), parseWorkload)) : base.workloads;
   const o: BenchOptions = {
-    workloads: f.workloads !== undefined ? uniq(list('workloads', String(f.workloads), parseWorkload)) : base.workloads,
+    workloads,
     copies: f.copies !== undefined ? uniq(list('copies', String(f.copies), positiveInt('copies'))).sort((a, b) => a - b) : base.copies,
     reps: f.reps !== undefined ? positiveInt('reps')(String(f.reps)) : base.reps,
     sizes: f.sizes !== undefined ? uniq(list('sizes', String(f.sizes), parseSize)).sort((a, b) => a - b) : base.sizes,
@@ -88,6 +100,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions & { help: boolean }
     persistent: (f.persistent as BenchOptions['persistent'] | undefined) ?? base.persistent,
     quick: !!f.quick,
     from: f.from as string | undefined,
+    // Without --rollback, the default's workloads among those asked for.
+    rollback: f.rollback === undefined ? base.rollback.filter((w) => workloads.includes(w)) : String(f.rollback) === 'none' ? [] : uniq(list('rollback', String(f.rollback), parseRollbackWorkload)),
   };
   if (o.sizes.some((s) => s < 2 ** 20)) throw new TforkError('E_USAGE', '--sizes must be at least 1M each');
   return { ...o, help: !!f.help };

@@ -5,7 +5,8 @@ import { TforkError } from '../errors.js';
 import { charts } from './charts.js';
 import type { ContenderId } from './contenders.js';
 import type { Machine } from './machine.js';
-import type { BenchOptions } from './options.js';
+import type { BenchOptions, WorkloadId } from './options.js';
+import type { RollbackSample } from './rollback.js';
 import type { Results } from './report.js';
 import type { Sample, SetInfo } from './runner.js';
 import { renderTable } from './table.js';
@@ -25,6 +26,9 @@ export interface ResultDoc {
   notes: string[];
   sets: SetInfo[];
   samples: Sample[];
+  /** Checkpoint and rollback of one container (absent in runs before they were measured). */
+  rollbackSets?: { workload: WorkloadId; source: string; error?: string }[];
+  rollbackSamples?: RollbackSample[];
   results: Results;
   charts?: { file: string; title: string }[];
 }

@@ -6,6 +6,7 @@
 import { summarize, linearFit, type Summary } from './stats.js';
 import type { ContenderId } from './contenders.js';
 import type { Sample, SetKey } from './runner.js';
+import type { RollbackRatio, RollbackRow } from './rollback.js';
 
 export interface Row extends SetKey {
   contender: ContenderId;
@@ -46,6 +47,7 @@ export interface Results {
   rows: Row[];
   ratios: Ratio[];
   slopes: Slope[];
+  rollback?: { rows: RollbackRow[]; ratios: RollbackRatio[] };
 }
 
 export const sameSet = (a: SetKey, b: SetKey) => a.workload === b.workload && a.sizeBytes === b.sizeBytes && a.copies === b.copies;

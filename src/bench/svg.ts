@@ -1,7 +1,7 @@
 /**
- * A small SVG line chart writer (no dependencies): numeric x and y axes with
- * "nice" ticks, one polyline with markers per series, a legend, and optional
- * min-max whiskers per point.
+ * A small SVG chart writer (no dependencies): line charts over a numeric x
+ * axis and grouped bar charts over named groups, both with "nice" y ticks, a
+ * legend, and optional min-max whiskers.
  */
 
 export interface Point {
@@ -107,6 +107,76 @@ export function lineChart(c: Chart): string {
     const ly = H - 14 - (legendRows - 1 - Math.floor(i / LEGEND_PER_ROW)) * 16;
     out.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${lx + 28}" y="${ly}">${escapeXml(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+export interface Bar {
+  y: number;
+  min?: number;
+  max?: number;
+}
+
+export interface BarChart {
+  title: string;
+  yLabel: string;
+  /** The groups along x, in order. */
+  groups: string[];
+  /** One bar per group for each series (undefined: no bar). */
+  series: { name: string; color?: string; bars: (Bar | undefined)[] }[];
+  note?: string | string[];
+  width?: number;
+  height?: number;
+}
+
+export function barChart(c: BarChart): string {
+  const W = c.width ?? 640;
+  const notes = c.note === undefined ? [] : Array.isArray(c.note) ? c.note : [c.note];
+  const M = { left: 64, right: 16, top: 34 + 14 * notes.length, bottom: 62 };
+  const H = (c.height ?? 360) + 14 * notes.length;
+  const ys = c.series.flatMap((s) => s.bars.flatMap((b) => (b ? [b.y, b.max ?? b.y] : [])));
+  const yt = ticks(0, Math.max(1e-9, ...ys) * 1.05, 5);
+  const y1 = yt[yt.length - 1]!;
+  const py = (y: number) => H - M.bottom - (y / (y1 || 1)) * (H - M.top - M.bottom);
+  const groupW = (W - M.left - M.right) / Math.max(1, c.groups.length);
+  const barW = (groupW * 0.7) / Math.max(1, c.series.length);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
+  ];
+  notes.forEach((n, i) => out.push(`<text x="${W / 2}" y="${37 + 14 * i}" text-anchor="middle" fill="#555" font-size="11">${escapeXml(n)}</text>`));
+  for (const t of yt) {
+    out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${M.left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  }
+  c.groups.forEach((g, gi) => {
+    const gx = M.left + gi * groupW + groupW * 0.15;
+    out.push(`<text x="${M.left + (gi + 0.5) * groupW}" y="${H - M.bottom + 16}" text-anchor="middle">${escapeXml(g)}</text>`);
+    c.series.forEach((s, si) => {
+      const b = s.bars[gi];
+      if (!b) return;
+      const color = s.color ?? PALETTE[si % PALETTE.length]!;
+      const x = gx + si * barW;
+      out.push(`<rect x="${x.toFixed(1)}" y="${py(b.y).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(H - M.bottom - py(b.y)).toFixed(1)}" fill="${color}"><title>${escapeXml(`${s.name}, ${g}: ${fmt(b.y)}`)}</title></rect>`);
+      out.push(`<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(py(b.max ?? b.y) - 4).toFixed(1)}" text-anchor="middle" font-size="10">${fmt(b.y)}</text>`);
+      if (b.min !== undefined && b.max !== undefined) {
+        const cx = (x + barW / 2 - 1).toFixed(1);
+        out.push(`<line x1="${cx}" x2="${cx}" y1="${py(b.min)}" y2="${py(b.max)}" stroke="#333" stroke-width="1"/>`);
+      }
+    });
+  });
+  out.push(
+    `<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`,
+    `<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${H - M.bottom}" stroke="#333"/>`,
+    `<text transform="translate(16 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(c.yLabel)}</text>`,
+  );
+  c.series.forEach((s, i) => {
+    const lx = M.left + 8 + i * 140;
+    const ly = H - 14;
+    out.push(`<rect x="${lx}" y="${ly - 10}" width="14" height="10" fill="${s.color ?? PALETTE[i % PALETTE.length]!}"/>`);
+    out.push(`<text x="${lx + 20}" y="${ly}">${escapeXml(s.name)}</text>`);
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;

@@ -1,6 +1,7 @@
 /** The human-readable result: machine on top, one line per set and contender, speedups, W3 slopes. */
 import { machineLine, type Machine } from './machine.js';
 import type { Results, Row } from './report.js';
+import type { RollbackRatio, RollbackRow } from './rollback.js';
 import type { Summary } from './stats.js';
 import { columns, seconds as s2, setTitle } from './format.js';
 
@@ -82,10 +83,38 @@ export function renderTable(t: TableInput): string {
   }
   out.push('where the time goes (medians, s):');
   for (const r of t.results.rows) if (r.runs - r.failures) out.push(`  ${setTitle(r)} ${r.contender}: ${phaseLine(r)}`);
-  const failed = t.results.rows.filter((r) => r.failures);
+  const rb = t.results.rollback;
+  if (rb?.rows.length) out.push('', ...rollbackSection(rb.rows, rb.ratios));
+  const failed = [...t.results.rows.map((r) => ({ r, title: setTitle(r) })), ...(rb?.rows ?? []).map((r) => ({ r, title: `${r.workload} checkpoint+rollback` }))].filter((x) => x.r.failures);
   if (failed.length) {
     out.push('', 'failures (not counted as times):');
-    for (const r of failed) for (const e of r.errors) out.push(`  ${setTitle(r)} ${r.contender} ${e}`);
+    for (const { r, title } of failed) for (const e of r.errors) out.push(`  ${title} ${r.contender} ${e}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Checkpoint and rollback of one container: times, ratios and where they go. */
+function rollbackSection(rows: RollbackRow[], ratios: RollbackRatio[]): string[] {
+  const runs = Math.max(...rows.map((r) => r.runs));
+  const phases = (r: RollbackRow) =>
+    Object.entries(r.phases)
+      .map(([k, v]) => `${k} ${s2(v.median)}`)
+      .join(', ');
+  return [
+    'checkpoint and rollback of one running container',
+    'engine = podman-tfork checkpoint create C (C keeps running), then podman-tfork rollback C ID (same container: name and id stay)',
+    'stock  = podman container checkpoint --leave-running --file-locks --export F --compress none C, then podman rm -f C +',
+    '         podman container restore --file-locks --import F --name C (stock podman\'s way back to one of many checkpoints: a new container)',
+    `every run checked: after the rollback C shows the checkpointed state (W1 counter and files, W2 screen) and runs on; seconds: median (min-max) of ${runs} run(s)`,
+    columns([
+      ['workload', 'contender', 'ok', 'checkpoint', 'frozen', 'rollback'],
+      ...rows.map((r) => [r.workload, r.contender, `${r.runs - r.failures}/${r.runs}`, secs(r.checkpointMs), secs(r.frozenMs), secs(r.rollbackMs)]),
+    ]),
+    '',
+    'speedup = stock / engine, pair by pair',
+    columns([['workload', 'pairs', 'checkpoint', 'rollback', 'frozen'], ...ratios.map((r) => [r.workload, String(r.pairs), times(r.checkpoint), times(r.rollback), times(r.frozen)])]),
+    '',
+    'where the time goes (medians, s):',
+    ...rows.filter((r) => r.runs - r.failures).map((r) => `  ${r.workload} ${r.contender}: ${phases(r)}`),
+  ];
 }

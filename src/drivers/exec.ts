@@ -3,11 +3,12 @@
  * shell string), a timeout and an AbortSignal on every call, bounded output
  * capture, LC_ALL=C, and one error object for every kind of failure.
  */
-import { execa, type Options as ExecaOptions } from 'execa';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { TforkError } from '../errors.js';
 
 export interface RunOptions {
+  /** Time limit; 0 for none (default 10 minutes). */
   timeoutMs?: number;
   signal?: AbortSignal;
   env?: Record<string, string | undefined>;
@@ -68,54 +69,95 @@ function indent(s: string): string {
   return s.split('\n').map((l) => `  ${l}`).join('\n');
 }
 
-/** Run a tool by absolute path (or a name resolved through PATH by `which`). */
-export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const t0 = performance.now();
-  const options: ExecaOptions = {
-    timeout: opts.timeoutMs ?? 10 * 60_000,
-    cancelSignal: opts.signal,
-    env: { LC_ALL: 'C', ...opts.env },
-    extendEnv: opts.extendEnv ?? true,
-    cwd: opts.cwd,
-    reject: false,
-    maxBuffer: MAX_CAPTURE,
-    stripFinalNewline: false,
-    encoding: opts.binary ? 'buffer' : 'utf8',
-    ...(opts.input !== undefined ? { input: opts.input } : {}),
-    ...(opts.inherit ? { stdio: 'inherit' as const } : {}),
-    ...(opts.onLine ? { lines: false } : {}),
-  };
-  const child = execa(file, args, options);
-  if (opts.onLine) {
-    const feed = (stream: NodeJS.ReadableStream | null) => {
+interface Exit {
+  exitCode?: number;
+  signal?: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  missing: boolean;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Spawn, feed, capture (bounded), and wait, with the timeout and the signal: node's child_process, which loads in no time. */
+function spawnTool(file: string, args: string[], opts: RunOptions): Promise<Exit> {
+  return new Promise((resolve) => {
+    const env: Record<string, string | undefined> = { ...(opts.extendEnv === false ? {} : process.env), LC_ALL: 'C', ...opts.env };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    const child = spawn(file, args, { env, cwd: opts.cwd, stdio: opts.inherit ? 'inherit' : [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let timedOut = false;
+    let cancelled = false;
+    let missing = false;
+    const kill = () => {
+      child.kill('SIGTERM');
+      // What ignores SIGTERM gets SIGKILL.
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    };
+    const keep = (into: Buffer[]) => (d: Buffer) => {
+      if (size + d.length <= MAX_CAPTURE) into.push(d);
+      size += d.length;
+    };
+    const lines = (stream: NodeJS.ReadableStream | null) => {
       let buf = '';
       stream?.on('data', (d: Buffer) => {
         buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          opts.onLine!(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) opts.onLine!(buf.slice(0, i));
       });
     };
-    feed(child.stdout);
-    feed(child.stderr);
-  }
-  const r = await child;
+    child.stdout?.on('data', keep(out));
+    child.stderr?.on('data', keep(err));
+    if (opts.onLine) {
+      lines(child.stdout);
+      lines(child.stderr);
+    }
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // a tool that exits without reading its input
+      child.stdin.end(opts.input);
+    }
+    const limit = opts.timeoutMs ?? 10 * 60_000;
+    // 0: no time limit (the passthrough to podman, long archive writes).
+    const timer = limit > 0 ? setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, limit) : undefined;
+    const onAbort = () => {
+      cancelled = true;
+      kill();
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (exitCode?: number, signal?: string) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve({ exitCode, signal, timedOut, cancelled, missing, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+    };
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      missing = e.code === 'ENOENT';
+      done(undefined, undefined);
+    });
+    child.on('close', (code, signal) => done(code ?? undefined, signal ?? undefined));
+  });
+}
+
+/** Run a tool by absolute path (or a name resolved through PATH by `which`). */
+export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const t0 = performance.now();
+  const r = await spawnTool(file, args, opts);
   const durationMs = performance.now() - t0;
-  const stdoutBuffer = opts.binary ? Buffer.from(r.stdout as unknown as Uint8Array) : undefined;
-  const stdout = opts.binary ? '' : String(r.stdout ?? '');
-  const stderr = opts.binary ? Buffer.from((r.stderr as unknown as Uint8Array) ?? []).toString() : String(r.stderr ?? '');
-  if ((r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && /ENOENT/.test(String(r.message)))) {
-    throw new TforkError('E_TOOL_MISSING', `${file} was not found`, { suggestions: ['run `podman-tfork setup`'] });
-  }
-  const failed = r.timedOut || r.isCanceled || r.signal !== undefined || (r.exitCode ?? 0) !== 0;
-  if (failed && (opts.reject !== false || r.timedOut || r.isCanceled)) {
+  if (r.missing) throw new TforkError('E_TOOL_MISSING', `${file} was not found`, { suggestions: ['run `podman-tfork setup`'] });
+  const stdoutBuffer = opts.binary ? r.stdout : undefined;
+  const stdout = opts.binary ? '' : r.stdout.toString();
+  const stderr = r.stderr.toString();
+  const failed = r.timedOut || r.cancelled || r.signal !== undefined || (r.exitCode ?? 0) !== 0;
+  if (failed && (opts.reject !== false || r.timedOut || r.cancelled)) {
     throw new ToolError(file.split('/').pop() ?? file, [file, ...args], {
       exitCode: r.exitCode,
       signal: r.signal,
       timedOut: r.timedOut,
-      cancelled: r.isCanceled,
+      cancelled: r.cancelled,
       durationMs,
       stderrTail: tail(stderr || stdout),
       logFile: opts.logFile && existsSync(opts.logFile) ? opts.logFile : undefined,

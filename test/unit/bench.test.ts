@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { linearFit, median, summarize } from '../../src/bench/stats.js';
 import { escapeXml, lineChart, niceStep, ticks } from '../../src/bench/svg.js';
 import { DEFAULTS, parseBenchArgs } from '../../src/bench/options.js';
-import { parseCheckpointStats, parseRestoreStats } from '../../src/bench/stock-stats.js';
+import { parseCheckpointStats, parseRestoreStats } from '../../src/drivers/podman-stats.js';
 import { parseSmapsRollup } from '../../src/bench/memory.js';
 import { parseCounter } from '../../src/bench/verify.js';
 import { pixelDiff } from '../../src/bench/screen.js';

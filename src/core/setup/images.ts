@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, existsSync, copyFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
 import { busyboxRootfs, compileStatic, debootstrap, importRootfs } from '../../drivers/image-build.js';
@@ -37,6 +37,8 @@ export function imageRef(name: string): string {
 }
 
 export function parseImageDef(name: string, dir: string, text: string): ImageDef {
+  // Loaded here: only setup reads image definitions, and every other command starts faster without it.
+  const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const y = (YAML.parse(text) ?? {}) as Partial<ImageDef>;
   if (y.base !== 'busybox' && y.base !== 'debootstrap') {
     throw new TforkError('E_USAGE', `images/${name}/image.yaml: base must be busybox or debootstrap`);

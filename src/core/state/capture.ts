@@ -21,6 +21,7 @@ import { parseDumpTimes, writeCriuShim, writeSnapshotScript } from '../../driver
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { removeTree } from '../../drivers/files.js';
 import { withLock } from '../../drivers/lock.js';
+import { parseCheckpointStats, type CheckpointStats } from '../../drivers/podman-stats.js';
 import { TforkError } from '../../errors.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
 
@@ -41,7 +42,7 @@ export interface CapturedState {
   timings: {
     /** podman checkpoint: freeze + dump + snapshot (+ resume). */
     dumpMs: number;
-    /** From CRIU's pre-dump hook to the end of the snapshot: an upper bound of the freeze. */
+    /** How long the container's processes stayed frozen (CRIU's frozen_time; the snapshot happens inside it). */
     frozenMs?: number;
     snapshotMs?: number;
   };
@@ -119,7 +120,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
   const conf = [`action-script ${path.join(dir, 'dump-hook')}`, `ghost-limit ${o.ghostLimit}`, 'file-locks', ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : [])];
   const bin = writeCriuShim(path.join(dir, 'bin-dump'), installedBinary(l, CRIU), path.join(dir, 'dump.conf'), conf);
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));
-  const args = ['container', 'checkpoint', ...(o.leaveRunning ? ['--leave-running'] : []), ...(o.tcpClose ? ['--tcp-established'] : [])];
+  const args = ['container', 'checkpoint', '--print-stats', ...(o.leaveRunning ? ['--leave-running'] : []), ...(o.tcpClose ? ['--tcp-established'] : [])];
   if (o.exportTo) args.push('--export', o.exportTo, '--compress', 'none', '--ignore-rootfs');
   const s = performance.now();
   try {
@@ -137,6 +138,8 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
       renameSync(path.join(src.bundle, 'devshm-checkpoint.tar'), devshm);
     }
     const times = parseDumpTimes(readFileSync(timesFile, 'utf8'));
+    // CRIU's own measure; the hooks' span (pre-dump to end of snapshot) bounds it when stats are missing.
+    const frozenMs = statsOf(r.stdout)?.frozenMs ?? (times.preDump && times.snapshotEnd ? times.snapshotEnd - times.preDump : undefined);
     return {
       dir,
       images,
@@ -147,12 +150,20 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
       exportTar: o.exportTo,
       timings: {
         dumpMs,
-        frozenMs: times.preDump && times.snapshotEnd ? times.snapshotEnd - times.preDump : undefined,
+        frozenMs,
         snapshotMs: times.snapshotStart && times.snapshotEnd ? times.snapshotEnd - times.snapshotStart : undefined,
       },
     };
   } finally {
     await leaveBundleClean(src.bundle);
+  }
+}
+
+function statsOf(stdout: string): CheckpointStats | undefined {
+  try {
+    return parseCheckpointStats(stdout);
+  } catch {
+    return undefined;
   }
 }
 

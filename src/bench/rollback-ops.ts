@@ -1,0 +1,104 @@
+/**
+ * Checkpoint and rollback of one running container, each timed from the
+ * command's start to its end:
+ *   engine  podman-tfork checkpoint create --format json C (the container keeps running)
+ *           podman-tfork rollback --format json C ID (same container: name and id stay)
+ *   stock   podman container checkpoint --leave-running --file-locks --export F --compress none C
+ *           podman rm -f C, then podman container restore --file-locks --import F --name C
+ *           (stock podman's way back to one of several checkpoints: the container is made anew)
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { run } from '../drivers/exec.js';
+import { parseCheckpointStats, parseRestoreStats } from '../drivers/podman-stats.js';
+import { TforkError } from '../errors.js';
+import type { ContenderContext } from './contenders.js';
+
+export type RollbackContender = 'engine' | 'stock';
+export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'stock'];
+
+export interface Timed {
+  wallMs: number;
+  /** Named parts (ms), as each tool reports them. */
+  phases: Record<string, number>;
+}
+
+export interface TakenCheckpoint extends Timed {
+  frozenMs?: number;
+  /** What the rollback takes back to this checkpoint. */
+  ref: string;
+  /** Remove the checkpoint (engine store entry or export file). */
+  remove(): Promise<void>;
+}
+
+const TIMEOUT = 10 * 60_000;
+const last = (s: string) => s.trim().split('\n').filter(Boolean).pop() ?? '';
+
+async function cliJson<T>(ctx: ContenderContext, argv: string[]): Promise<{ ms: number; out: T }> {
+  const t0 = performance.now();
+  const r = await run(process.execPath, [ctx.cli, ...argv], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+  const ms = performance.now() - t0;
+  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${last(r.stderr || r.stdout)}`);
+  return { ms, out: JSON.parse(r.stdout) as T };
+}
+
+async function engineCheckpoint(ctx: ContenderContext, container: string): Promise<TakenCheckpoint> {
+  type Report = { id: string; timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number } };
+  const { ms, out } = await cliJson<Report>(ctx, ['checkpoint', 'create', '--format', 'json', container]);
+  const t = out.timings;
+  return {
+    wallMs: ms,
+    frozenMs: t.frozenMs,
+    phases: { dump: t.dumpMs, ...(t.snapshotMs !== undefined ? { snapshot: t.snapshotMs } : {}), store: t.totalMs - t.dumpMs, process: ms - t.totalMs },
+    ref: out.id,
+    remove: async () => {
+      await run(process.execPath, [ctx.cli, 'checkpoint', 'rm', out.id], { reject: false, timeoutMs: 120_000 });
+    },
+  };
+}
+
+async function engineRollback(ctx: ContenderContext, container: string, ref: string): Promise<Timed> {
+  type Report = { timings: { stopMs: number; placeMs: number; restoreMs: number; totalMs: number } };
+  const { ms, out } = await cliJson<Report>(ctx, ['rollback', '--format', 'json', container, ref]);
+  const t = out.timings;
+  return { wallMs: ms, phases: { stop: t.stopMs, place: t.placeMs, restore: t.restoreMs, process: ms - t.totalMs } };
+}
+
+async function stockCheckpoint(ctx: ContenderContext, container: string, rep: number): Promise<TakenCheckpoint> {
+  const file = path.join(ctx.scratch, `${container}-rollback-${rep}.tar`);
+  const t0 = performance.now();
+  const r = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', container], {
+    reject: false,
+    timeoutMs: TIMEOUT,
+    signal: ctx.signal,
+  });
+  const wallMs = performance.now() - t0;
+  const remove = async () => rmSync(file, { force: true });
+  if (r.exitCode !== 0) {
+    await remove();
+    throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${r.exitCode}: ${last(r.stderr)}`);
+  }
+  const st = parseCheckpointStats(r.stdout);
+  return { wallMs, frozenMs: st.frozenMs, phases: { runtime: st.runtimeMs, export: st.podmanMs - st.runtimeMs }, ref: file, remove };
+}
+
+async function stockRollback(ctx: ContenderContext, container: string, file: string): Promise<Timed> {
+  const opts = { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal };
+  const t0 = performance.now();
+  const rm = await ctx.podman.run(['rm', '-f', '-t', '0', container], opts);
+  const t1 = performance.now();
+  if (rm.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman rm -f ${container} exited ${rm.exitCode}: ${last(rm.stderr)}`);
+  const r = await ctx.podman.run(['container', 'restore', '--file-locks', '--import', file, '--name', container, '--print-stats'], opts);
+  const t2 = performance.now();
+  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import ${path.basename(file)} --name ${container} exited ${r.exitCode}: ${last(r.stderr)}`);
+  const st = parseRestoreStats(r.stdout);
+  return { wallMs: t2 - t0, phases: { rm: t1 - t0, restore: t2 - t1, runtime: st.runtimeMs } };
+}
+
+export function checkpointWith(c: RollbackContender, ctx: ContenderContext, container: string, rep: number): Promise<TakenCheckpoint> {
+  return c === 'engine' ? engineCheckpoint(ctx, container) : stockCheckpoint(ctx, container, rep);
+}
+
+export function rollbackWith(c: RollbackContender, ctx: ContenderContext, container: string, ref: string): Promise<Timed> {
+  return c === 'engine' ? engineRollback(ctx, container, ref) : stockRollback(ctx, container, ref);
+}

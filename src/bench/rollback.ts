@@ -1,0 +1,201 @@
+/**
+ * Checkpoint and rollback latency of one running container (W1, W2): start a
+ * fresh source, then per repetition and contender: note the source's state,
+ * checkpoint it, change it (the W1 counter runs on and a file appears; W2 gets
+ * a typed line on its screen), roll it back, and check that it shows the
+ * checkpointed state again and runs on. A run that fails any of it is a
+ * failure, not a time.
+ */
+import type { Podman } from '../drivers/podman.js';
+import { asTforkError, TforkError } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { containerState, execIn, removeContainers, sleep, startSource } from './containers.js';
+import type { WorkloadId } from './options.js';
+import { checkpointWith, rollbackWith, ROLLBACK_CONTENDERS, type RollbackContender } from './rollback-ops.js';
+import type { RunnerContext } from './runner.js';
+import { pixelDiff, screenshot } from './screen.js';
+import { summarize, type Summary } from './stats.js';
+import { readCounter, SCREEN_THRESHOLD, verifyCounter, verifyScreen, VerifyError, type Counter } from './verify.js';
+import { WORKLOADS } from './workloads.js';
+
+export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2'];
+
+export interface RollbackSample {
+  workload: WorkloadId;
+  rep: number;
+  contender: RollbackContender;
+  startedAt: string;
+  ok: boolean;
+  failedAt?: 'checkpoint' | 'change' | 'rollback' | 'verify';
+  error?: string;
+  checkpointMs?: number;
+  frozenMs?: number;
+  rollbackMs?: number;
+  /** "checkpoint.dump", "rollback.restore", ... (ms). */
+  phases?: Record<string, number>;
+}
+
+/** How a workload shows that a rollback took it back. */
+interface Probe<S, C> {
+  /** The state right before the checkpoint. */
+  at(podman: Podman, name: string): Promise<S>;
+  /** Change the container after the checkpoint, visibly; what it shows then. */
+  change(podman: Podman, name: string, at: S): Promise<C>;
+  /** The container shows `at` again, not `changed`, and runs on. */
+  verify(podman: Podman, name: string, at: S, changed: C): Promise<void>;
+}
+
+const MARKER = '/tmp/tfork-bench-after-checkpoint';
+
+const counterProbe: Probe<Counter, Counter> = {
+  at: (podman, name) => readCounter(podman, name),
+  async change(podman, name, at) {
+    await execIn(podman, name, ['touch', MARKER]);
+    // Far enough ahead that the rolled-back counter, read right after the rollback, is clearly behind.
+    for (const t0 = Date.now(); ; await sleep(200)) {
+      const c = await readCounter(podman, name);
+      if (c.value >= at.value + 40) return c;
+      if (Date.now() - t0 > 30_000) throw new VerifyError(name, `counter stuck at ${c.value} after the checkpoint`);
+    }
+  },
+  async verify(podman, name, at, changed) {
+    const now = await readCounter(podman, name);
+    if (now.token === at.token && now.value >= changed.value) throw new VerifyError(name, `counter ${now.value} is not behind ${changed.value}, its value before the rollback: not rolled back`);
+    const marker = await podman.run(['exec', name, 'test', '-e', MARKER], { reject: false });
+    if (marker.exitCode === 0) throw new VerifyError(name, `${MARKER}, written after the checkpoint, is still there`);
+    await verifyCounter(podman, [name], at);
+  },
+};
+
+const screenProbe: Probe<Buffer, void> = {
+  at: (podman, name) => screenshot(podman, name),
+  async change(podman, name, at) {
+    const line = `yes tfork-bench-rollback-${randomBytes(6).toString("hex")} | head -n 12`;
+    await execIn(podman, name, ['sh', '-c', `xdotool search --name tfork-xterm windowactivate --sync; xdotool type --delay 2 "${line}"; xdotool key Return`]);
+    await sleep(1000);
+    const d = pixelDiff(await screenshot(podman, name), at);
+    if (d < 10 * SCREEN_THRESHOLD) throw new VerifyError(name, `typing after the checkpoint changed only ${(d * 100).toFixed(3)}% of the screen: a rollback could not be told from none`);
+  },
+  verify: (podman, name, at) => verifyScreen(podman, [name], at),
+};
+
+const PROBES: Partial<Record<WorkloadId, Probe<unknown, unknown>>> = {
+  W1: counterProbe as Probe<unknown, unknown>,
+  W2: screenProbe as Probe<unknown, unknown>,
+};
+
+async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source: string, contender: RollbackContender, rep: number): Promise<RollbackSample> {
+  const probe = PROBES[workload]!;
+  const s: RollbackSample = { workload, rep, contender, startedAt: new Date().toISOString(), ok: false };
+  let phase: RollbackSample['failedAt'] = 'checkpoint';
+  let remove: (() => Promise<void>) | undefined;
+  try {
+    const at = await probe.at(ctx.podman, source);
+    const cp = await checkpointWith(contender, ctx, source, rep);
+    remove = cp.remove;
+    phase = 'change';
+    const changed = await probe.change(ctx.podman, source, at);
+    phase = 'rollback';
+    const rb = await rollbackWith(contender, ctx, source, cp.ref);
+    phase = 'verify';
+    await probe.verify(ctx.podman, source, at, changed);
+    const phases: Record<string, number> = {};
+    for (const [k, v] of Object.entries(cp.phases)) phases[`checkpoint.${k}`] = v;
+    for (const [k, v] of Object.entries(rb.phases)) phases[`rollback.${k}`] = v;
+    Object.assign(s, { ok: true, checkpointMs: cp.wallMs, frozenMs: cp.frozenMs, rollbackMs: rb.wallMs, phases });
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    s.failedAt = phase;
+    s.error = asTforkError(err).message;
+  } finally {
+    await remove?.();
+  }
+  return s;
+}
+
+/** One workload's checkpoint/rollback runs on a source of its own; a set error when the source itself fails. */
+export async function runRollbackSet(ctx: RunnerContext, workload: WorkloadId, reps: number, samples: RollbackSample[]): Promise<{ workload: WorkloadId; source: string; error?: string }> {
+  const w = WORKLOADS[workload];
+  const source = `tfork-bench-${ctx.run}-rollback-${workload.toLowerCase()}`;
+  try {
+    if (!PROBES[workload]) throw new TforkError('E_USAGE', `checkpoint/rollback is measured on ${Object.keys(PROBES).join(', ')}, not ${workload}`);
+    await startSource(ctx.podman, { name: source, image: w.image, args: w.args(), label: ctx.label });
+    await w.prepare(ctx.podman, source);
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const contender of ROLLBACK_CONTENDERS) {
+        ctx.signal?.throwIfAborted();
+        const s = await measureRollback(ctx, workload, source, contender, rep);
+        samples.push(s);
+        const sec = (ms?: number) => ((ms ?? NaN) / 1000).toFixed(2);
+        ctx.progress(`${workload} checkpoint+rollback rep ${rep}/${reps} ${contender}: ${s.ok ? `checkpoint ${sec(s.checkpointMs)}s (frozen ${sec(s.frozenMs)}s), rollback ${sec(s.rollbackMs)}s` : `FAILED at ${s.failedAt}: ${s.error}`}`);
+        const state = await containerState(ctx.podman, source);
+        if (state !== 'running') throw new TforkError('E_INVALID_STATE', `the source ${source} is ${state} after a failed run; the set stops`);
+      }
+    }
+    return { workload, source };
+  } catch (err) {
+    if (ctx.signal?.aborted) throw err;
+    const error = asTforkError(err).message;
+    ctx.progress(`${workload} checkpoint+rollback: set failed: ${error}`);
+    return { workload, source, error };
+  } finally {
+    await removeContainers(ctx.podman, [source]);
+  }
+}
+
+export interface RollbackRow {
+  workload: WorkloadId;
+  contender: RollbackContender;
+  runs: number;
+  failures: number;
+  errors: string[];
+  checkpointMs?: Summary;
+  frozenMs?: Summary;
+  rollbackMs?: Summary;
+  phases: Record<string, Summary>;
+}
+
+export interface RollbackRatio {
+  workload: WorkloadId;
+  pairs: number;
+  /** stock / engine, pair by pair. */
+  checkpoint?: Summary;
+  rollback?: Summary;
+  frozen?: Summary;
+}
+
+export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRow[]; ratios: RollbackRatio[] } {
+  const workloads = [...new Set(samples.map((s) => s.workload))];
+  const rows = workloads.flatMap((workload) =>
+    ROLLBACK_CONTENDERS.map((contender): RollbackRow => {
+      const all = samples.filter((s) => s.workload === workload && s.contender === contender);
+      const ok = all.filter((s) => s.ok);
+      const phases: Record<string, Summary> = {};
+      for (const p of new Set(ok.flatMap((s) => Object.keys(s.phases ?? {})))) {
+        const sm = summarize(ok.map((s) => s.phases?.[p]));
+        if (sm) phases[p] = sm;
+      }
+      return {
+        workload,
+        contender,
+        runs: all.length,
+        failures: all.length - ok.length,
+        errors: all.filter((s) => !s.ok).slice(0, 3).map((s) => `rep ${s.rep} ${s.failedAt}: ${s.error}`),
+        checkpointMs: summarize(ok.map((s) => s.checkpointMs)),
+        frozenMs: summarize(ok.map((s) => s.frozenMs)),
+        rollbackMs: summarize(ok.map((s) => s.rollbackMs)),
+        phases,
+      };
+    }),
+  );
+  const ratios = workloads.map((workload): RollbackRatio => {
+    const of = (c: RollbackContender) => samples.filter((s) => s.workload === workload && s.contender === c && s.ok);
+    const pairs = of('engine').flatMap((e) => {
+      const b = of('stock').find((x) => x.rep === e.rep);
+      return b ? [[e, b] as const] : [];
+    });
+    const r = (f: (s: RollbackSample) => number | undefined) => summarize(pairs.map(([e, b]) => (f(e) && f(b) ? f(b)! / f(e)! : undefined)));
+    return { workload, pairs: pairs.length, checkpoint: r((s) => s.checkpointMs), rollback: r((s) => s.rollbackMs), frozen: r((s) => s.frozenMs) };
+  });
+  return { rows, ratios };
+}
