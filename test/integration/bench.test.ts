@@ -31,7 +31,7 @@ describe.skipIf(skip)('npm run bench -- --quick', () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'tfork-bench-'));
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-  it('runs both contenders, verifies every run and writes the table, the JSON with every sample and the charts', async () => {
+  it('runs both contenders, verifies every run (clones, checkpoint and rollback) and writes the table, the JSON with every sample and the charts', async () => {
     const r = await run(process.execPath, [BENCH, '--quick', '--out', out], { reject: false, timeoutMs: 170_000 });
     expect(r.exitCode, r.stderr.split('\n').slice(-15).join('\n')).toBe(0);
     expect(r.stdout).toMatch(/machine .*cores.*kernel .*podman .*CRIU .*crun/);
@@ -57,6 +57,16 @@ describe.skipIf(skip)('npm run bench -- --quick', () => {
     for (const s of doc.samples.filter((x: { contender: string }) => x.contender !== 'engine')) expect(s.durableMs).toBeGreaterThan(0);
     expect(doc.results.rows).toHaveLength(sets * doc.contenders.length);
     expect(doc.results.ratios.every((x: { speedup?: { median: number } }) => x.speedup!.median > 0)).toBe(true);
+    // Checkpoint and rollback of one container (W1 in --quick): both contenders timed, every run verified.
+    expect(doc.rollbackSamples.map((x: { contender: string }) => x.contender).sort()).toEqual(['engine', 'stock']);
+    for (const s of doc.rollbackSamples) {
+      expect(s, JSON.stringify(s)).toMatchObject({ workload: 'W1', ok: true, checkpointMs: expect.any(Number), rollbackMs: expect.any(Number) });
+      expect(s.frozenMs).toBeGreaterThan(0);
+      expect(s.frozenMs).toBeLessThan(s.checkpointMs);
+    }
+    expect(doc.results.rollback.ratios[0]).toMatchObject({ workload: 'W1', pairs: 1 });
+    expect(r.stdout).toMatch(/checkpoint and rollback of one running container/);
+    expect(files).toContain('checkpoint-rollback.svg');
     for (const f of files.filter((x) => x.endsWith('.svg'))) expect(readFileSync(path.join(out, f), 'utf8')).toMatch(/^<svg [^]*<\/svg>\n$/);
     // Nothing of the run is left: no containers, no export files.
     const left = await podman().run(['ps', '-a', '--filter', `name=^tfork-bench-${doc.run}`, '--format', '{{.Names}}']);

@@ -1,8 +1,10 @@
 /** The benchmark's pure pieces: statistics, SVG, flags, tool-output parsers, aggregation. */
 import { describe, expect, it } from 'vitest';
 import { linearFit, median, summarize } from '../../src/bench/stats.js';
-import { escapeXml, lineChart, niceStep, ticks } from '../../src/bench/svg.js';
+import { barChart, escapeXml, lineChart, niceStep, ticks } from '../../src/bench/svg.js';
 import { DEFAULTS, parseBenchArgs } from '../../src/bench/options.js';
+import { aggregateRollback, type RollbackSample } from '../../src/bench/rollback.js';
+import { renderTable } from '../../src/bench/table.js';
 import { parseCheckpointStats, parseRestoreStats } from '../../src/drivers/podman-stats.js';
 import { parseSmapsRollup } from '../../src/bench/memory.js';
 import { parseCounter } from '../../src/bench/verify.js';
@@ -91,6 +93,14 @@ describe('bench flags', () => {
     expect(() => parseBenchArgs(['extra'])).toThrow(/no positional/);
     expect(() => parseBenchArgs(['--nope'])).toThrow(/unknown flag/);
   });
+  it('--rollback: W1 and W2 among the workloads by default, none, and W3 refused', () => {
+    expect(parseBenchArgs([]).rollback).toEqual(['W1', 'W2']);
+    expect(parseBenchArgs(['--quick']).rollback).toEqual(['W1']);
+    expect(parseBenchArgs(['--workloads', 'W3']).rollback).toEqual([]);
+    expect(parseBenchArgs(['--workloads', 'W3', '--rollback', 'w2']).rollback).toEqual(['W2']);
+    expect(parseBenchArgs(['--rollback', 'none']).rollback).toEqual([]);
+    expect(() => parseBenchArgs(['--rollback', 'W3'])).toThrow(/--rollback takes W1 and W2/);
+  });
   it('measurement sets: W3 once per size, the others once', () => {
     const sets = measurementSets({ ...DEFAULTS, workloads: ['W1', 'W3'], copies: [1, 4], sizes: [1, 2] });
     expect(sets.map(setTitle)).toEqual(['W1 N=1', 'W1 N=4', 'W3 0MiB N=1', 'W3 0MiB N=4', 'W3 0MiB N=1', 'W3 0MiB N=4']);
@@ -154,6 +164,31 @@ describe('aggregation', () => {
   });
 });
 
+describe('checkpoint and rollback results', () => {
+  const r = (contender: 'engine' | 'stock', rep: number, checkpointMs: number, rollbackMs: number, ok = true): RollbackSample => ({
+    workload: 'W1', rep, contender, startedAt: '', ok, checkpointMs, rollbackMs, frozenMs: checkpointMs / 4, phases: { 'rollback.stop': rollbackMs / 2 },
+    ...(ok ? {} : { failedAt: 'verify', error: 'counter 90 is not behind 80' }),
+  });
+  const samples = [r('engine', 1, 500, 600), r('stock', 1, 1000, 600), r('engine', 2, 400, 800), r('stock', 2, 1200, 400), r('engine', 3, 1, 1, false), r('stock', 3, 900, 500)];
+  it('medians of verified runs, stock/engine pair by pair, failures listed', () => {
+    const a = aggregateRollback(samples);
+    expect(a.rows.find((x) => x.contender === 'engine')).toMatchObject({ runs: 3, failures: 1, checkpointMs: { median: 450 }, rollbackMs: { median: 700 }, phases: { 'rollback.stop': { median: 350 } } });
+    expect(a.rows.find((x) => x.contender === 'engine')!.errors[0]).toMatch(/rep 3 verify: counter 90/);
+    expect(a.ratios[0]).toMatchObject({ workload: 'W1', pairs: 2, checkpoint: { min: 2, max: 3 }, rollback: { min: 0.5, max: 1 } });
+  });
+  it('table section and bar chart', () => {
+    const rb = aggregateRollback(samples);
+    const table = renderTable({ machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 }, startedAt: '', run: 'r', reps: 3, contenders: ['engine', 'stock'], results: { rows: [], ratios: [], slopes: [], rollback: rb } });
+    expect(table).toMatch(/W1 +engine +2\/3 +0\.45 \(0\.40-0\.50\)/);
+    expect(table).toMatch(/W1 +2 +2\.50x \(2\.00-3\.00\) +0\.75x/);
+    expect(table).toMatch(/W1 checkpoint\+rollback engine rep 3 verify/);
+    const svg = barChart({ title: 'a <b>', yLabel: 's', groups: ['W1 checkpoint', 'W1 rollback'], series: [{ name: 'engine', bars: [{ y: 0.5, min: 0.4, max: 0.6 }, undefined] }, { name: 'stock', bars: [{ y: 1 }, { y: 2 }] }] });
+    expect(svg).toMatch(/^<svg [^]*<\/svg>\n$/);
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3); // bars (the legend has two more rects)
+    expect(svg).toContain('a &lt;b&gt;');
+  });
+});
+
 describe('outputs', () => {
   const G = 2 ** 30;
   const sample = (contender: 'engine' | 'stock', sizeBytes: number, copies: number, wallMs: number): Sample => ({
@@ -164,7 +199,7 @@ describe('outputs', () => {
     schema: RESULT_SCHEMA, run: 'r1', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:01:00Z',
     machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 },
     end: { load: 2, otherContainers: 1 },
-    options: { workloads: ['W3'], copies: [1, 4], reps: 1, sizes: [G / 4, G / 2, G], persistent: 'off', quick: false },
+    options: { workloads: ['W3'], copies: [1, 4], reps: 1, sizes: [G / 4, G / 2, G], persistent: 'off', quick: false, rollback: [] },
     contenders: ['engine', 'stock'], notes: [], sets: [], samples, results: aggregate(samples),
   });
   it('writes the table, the JSON and a chart per W3 size and per N; --from draws them again from the JSON', () => {
