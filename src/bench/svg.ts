@@ -57,6 +57,21 @@ function fmt(v: number): string {
   return Math.abs(v) >= 1000 || v === Math.round(v) ? String(Math.round(v)) : String(Number(v.toPrecision(3)));
 }
 
+/** The svg element, white background, title, notes and the y grid with its labels. */
+function frame(f: { W: number; H: number; left: number; right: number; title: string; notes: string[]; yTicks: number[]; py: (y: number) => number }): string[] {
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${f.W}" height="${f.H}" viewBox="0 0 ${f.W} ${f.H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${f.W}" height="${f.H}" fill="white"/>`,
+    `<text x="${f.W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(f.title)}</text>`,
+  ];
+  f.notes.forEach((n, i) => out.push(`<text x="${f.W / 2}" y="${37 + 14 * i}" text-anchor="middle" fill="#555" font-size="11">${escapeXml(n)}</text>`));
+  for (const t of f.yTicks) {
+    out.push(`<line x1="${f.left}" x2="${f.W - f.right}" y1="${f.py(t)}" y2="${f.py(t)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${f.left - 6}" y="${f.py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  }
+  return out;
+}
+
 export function lineChart(c: Chart): string {
   const W = c.width ?? 640;
   const notes = c.note === undefined ? [] : Array.isArray(c.note) ? c.note : [c.note];
@@ -73,16 +88,7 @@ export function lineChart(c: Chart): string {
   const [x0, x1, y0, y1] = [xt[0]!, xt[xt.length - 1]!, yt[0]!, yt[yt.length - 1]!];
   const px = (x: number) => M.left + ((x - x0) / (x1 - x0 || 1)) * (W - M.left - M.right);
   const py = (y: number) => H - M.bottom - ((y - y0) / (y1 - y0 || 1)) * (H - M.top - M.bottom);
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
-  ];
-  notes.forEach((n, i) => out.push(`<text x="${W / 2}" y="${37 + 14 * i}" text-anchor="middle" fill="#555" font-size="11">${escapeXml(n)}</text>`));
-  for (const t of yt) {
-    out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${M.left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
-  }
+  const out = frame({ W, H, left: M.left, right: M.right, title: c.title, notes, yTicks: yt, py });
   for (const t of xt) out.push(`<text x="${px(t)}" y="${H - M.bottom + 16}" text-anchor="middle">${fmt(t)}</text>`);
   out.push(
     `<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`,
@@ -141,16 +147,7 @@ export function barChart(c: BarChart): string {
   const py = (y: number) => H - M.bottom - (y / (y1 || 1)) * (H - M.top - M.bottom);
   const groupW = (W - M.left - M.right) / Math.max(1, c.groups.length);
   const barW = (groupW * 0.7) / Math.max(1, c.series.length);
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
-  ];
-  notes.forEach((n, i) => out.push(`<text x="${W / 2}" y="${37 + 14 * i}" text-anchor="middle" fill="#555" font-size="11">${escapeXml(n)}</text>`));
-  for (const t of yt) {
-    out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(t)}" y2="${py(t)}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${M.left - 6}" y="${py(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
-  }
+  const out = frame({ W, H, left: M.left, right: M.right, title: c.title, notes, yTicks: yt, py });
   c.groups.forEach((g, gi) => {
     const gx = M.left + gi * groupW + groupW * 0.15;
     out.push(`<text x="${M.left + (gi + 0.5) * groupW}" y="${H - M.bottom + 16}" text-anchor="middle">${escapeXml(g)}</text>`);

@@ -9,7 +9,7 @@ import type { Command } from './command.js';
 export const cleanupCommand: Command = {
   name: 'cleanup',
   usage: 'podman-tfork cleanup [--dry-run] [--format json]',
-  summary: 'remove what crashed clones left behind: orphaned subvolumes, staging snapshots, empty cgroups, stale mounts',
+  summary: 'remove what crashed commands left behind: orphaned subvolumes, staging snapshots, empty cgroups, stale mounts, locks of dead processes, records of removed containers',
   flags: [{ name: 'dry-run', type: 'boolean', description: 'list what would be removed, remove nothing' }, FORMAT_FLAG],
   async run({ flags }, io) {
     if (!isRoot()) throw new TforkError('E_NOT_ROOT', 'podman-tfork cleanup must run as root');
