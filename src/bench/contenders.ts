@@ -14,7 +14,7 @@ import type { PersistStatus } from '../core/persist/job.js';
 import { run } from '../drivers/exec.js';
 import type { Podman } from '../drivers/podman.js';
 import { TforkError } from '../errors.js';
-import { parseCheckpointStats, parseRestoreStats } from '../drivers/podman-stats.js';
+import { parseCheckpointStats, parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 
 export type ContenderId = 'engine' | 'stock' | 'engine+persist';
 /** In the order they run within a repetition (engine+persist only when asked for and available). */
@@ -50,7 +50,7 @@ export interface ContenderContext {
 
 const TIMEOUT = 20 * 60_000;
 
-function lastLine(s: string): string {
+export function lastLine(s: string): string {
   return s.trim().split('\n').filter(Boolean).pop() ?? '';
 }
 
@@ -113,21 +113,30 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
   };
 }
 
+/** Stock podman's checkpoint into an export archive, the source left running; CRIU's and podman's stats. */
+export async function stockExport(ctx: ContenderContext, source: string, file: string): Promise<CheckpointStats> {
+  const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], {
+    reject: false,
+    timeoutMs: TIMEOUT,
+    signal: ctx.signal,
+  });
+  if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
+  return parseCheckpointStats(ck.stdout);
+}
+
 export async function runStock(ctx: ContenderContext, source: string, names: string[]): Promise<ContenderRun> {
   const file = path.join(ctx.scratch, `${names[0]}.tar`);
   const opts = { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal };
   const cleanup = async () => rmSync(file, { force: true });
   const t0 = performance.now();
   try {
-    const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], opts);
+    const cs = await stockExport(ctx, source, file);
     const t1 = performance.now();
-    if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
     const restores = await Promise.all(names.map((name) => ctx.podman.run(['container', 'restore', '--file-locks', '--import', file, '--name', name, '--print-stats'], opts)));
     const t2 = performance.now();
     restores.forEach((x, i) => {
       if (x.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import --name ${names[i]} exited ${x.exitCode}: ${lastLine(x.stderr)}`);
     });
-    const cs = parseCheckpointStats(ck.stdout);
     const rs = restores.map((x) => parseRestoreStats(x.stdout));
     const phases: Record<string, number> = {
       checkpoint: t1 - t0,

@@ -10,9 +10,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../drivers/exec.js';
-import { parseCheckpointStats, parseRestoreStats } from '../drivers/podman-stats.js';
+import { parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 import { TforkError } from '../errors.js';
-import type { ContenderContext } from './contenders.js';
+import { lastLine, stockExport, type ContenderContext } from './contenders.js';
 
 export type RollbackContender = 'engine' | 'stock';
 export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'stock'];
@@ -32,13 +32,12 @@ export interface TakenCheckpoint extends Timed {
 }
 
 const TIMEOUT = 10 * 60_000;
-const last = (s: string) => s.trim().split('\n').filter(Boolean).pop() ?? '';
 
 async function cliJson<T>(ctx: ContenderContext, argv: string[]): Promise<{ ms: number; out: T }> {
   const t0 = performance.now();
   const r = await run(process.execPath, [ctx.cli, ...argv], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${last(r.stderr || r.stdout)}`);
+  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${lastLine(r.stderr || r.stdout)}`);
   return { ms, out: JSON.parse(r.stdout) as T };
 }
 
@@ -66,19 +65,16 @@ async function engineRollback(ctx: ContenderContext, container: string, ref: str
 
 async function stockCheckpoint(ctx: ContenderContext, container: string, rep: number): Promise<TakenCheckpoint> {
   const file = path.join(ctx.scratch, `${container}-rollback-${rep}.tar`);
-  const t0 = performance.now();
-  const r = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', container], {
-    reject: false,
-    timeoutMs: TIMEOUT,
-    signal: ctx.signal,
-  });
-  const wallMs = performance.now() - t0;
   const remove = async () => rmSync(file, { force: true });
-  if (r.exitCode !== 0) {
+  const t0 = performance.now();
+  let st: CheckpointStats;
+  try {
+    st = await stockExport(ctx, container, file);
+  } catch (err) {
     await remove();
-    throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${r.exitCode}: ${last(r.stderr)}`);
+    throw err;
   }
-  const st = parseCheckpointStats(r.stdout);
+  const wallMs = performance.now() - t0;
   return { wallMs, frozenMs: st.frozenMs, phases: { runtime: st.runtimeMs, export: st.podmanMs - st.runtimeMs }, ref: file, remove };
 }
 
@@ -87,10 +83,10 @@ async function stockRollback(ctx: ContenderContext, container: string, file: str
   const t0 = performance.now();
   const rm = await ctx.podman.run(['rm', '-f', '-t', '0', container], opts);
   const t1 = performance.now();
-  if (rm.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman rm -f ${container} exited ${rm.exitCode}: ${last(rm.stderr)}`);
+  if (rm.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman rm -f ${container} exited ${rm.exitCode}: ${lastLine(rm.stderr)}`);
   const r = await ctx.podman.run(['container', 'restore', '--file-locks', '--import', file, '--name', container, '--print-stats'], opts);
   const t2 = performance.now();
-  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import ${path.basename(file)} --name ${container} exited ${r.exitCode}: ${last(r.stderr)}`);
+  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container restore --import ${path.basename(file)} --name ${container} exited ${r.exitCode}: ${lastLine(r.stderr)}`);
   const st = parseRestoreStats(r.stdout);
   return { wallMs: t2 - t0, phases: { rm: t1 - t0, restore: t2 - t1, runtime: st.runtimeMs } };
 }

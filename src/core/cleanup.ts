@@ -9,9 +9,8 @@ import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } fr
 import path from 'node:path';
 import type { Layout } from '../drivers/layout.js';
 import { deleteSubvolume, isSubvolume } from '../drivers/btrfs.js';
-import { mounts } from '../drivers/host.js';
+import { mounts, pidAlive } from '../drivers/host.js';
 import { umount } from '../drivers/mount.js';
-import { pidAlive } from '../drivers/host.js';
 import { ledgerIds } from '../drivers/commit-ledger.js';
 import { staleLocks } from '../drivers/lock.js';
 import { current, type PersistStatus } from './persist/job.js';

@@ -64,11 +64,15 @@ export async function startContainer(image: string, args: string[] = [], o: { na
   return name;
 }
 
+/** Ids of every container podman knows, the set cleanup treats as live. */
+async function containerIds(): Promise<Set<string>> {
+  return new Set((await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean));
+}
+
 /** Remove this run's containers, and the records (commit ledgers, checkpoint heads) of removed containers. */
 export async function sweep(): Promise<void> {
   await podman().run(['rm', '-f', '-t', '0', '--filter', `label=${TEST_LABEL}`], { reject: false });
-  const ids = (await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
-  await executeCleanup((await planCleanup(layout(), new Set(ids))).filter((i) => i.kind === 'record'));
+  await executeCleanup((await planCleanup(layout(), await containerIds())).filter((i) => i.kind === 'record'));
 }
 
 export async function exec(name: string, argv: string[], o: { binary?: boolean; runtime?: string } = {}) {
@@ -100,8 +104,7 @@ export { run, pixelDiff };
  * in progress are not counted, so this holds on a busy machine.
  */
 export async function leaks(): Promise<Set<string>> {
-  const ids = (await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean);
-  const items = await planCleanup(layout(), new Set(ids));
+  const items = await planCleanup(layout(), await containerIds());
   // Not counted: cgroups and records (commit ledger, checkpoint head) that plain
   // `podman rm` leaves until the next cleanup; the cleanup test covers those.
   return new Set(items.filter((i) => i.kind !== 'cgroup' && i.kind !== 'record').map((i) => `${i.kind} ${i.path}`));
