@@ -2,6 +2,8 @@
  * The contenders, each timed from the command's start to N running copies:
  *   engine          podman-tfork container clone --live --copies=N --format json (the CLI, as a user runs it)
  *   engine+persist  the same with --persistent=async, then `persist wait` for the durable archive
+ *   engine-frozen   the engine with TFORK_CAPTURE=frozen: the stock full dump, the source frozen until
+ *                   every page is written (the engine's own way before background capture)
  *   stock           podman container checkpoint --leave-running --file-locks --export F --compress none,
  *                   then N x podman container restore --file-locks --import F --name NAME, all at once
  *                   (the engine restores all copies at once too, and carries file locks too)
@@ -16,9 +18,12 @@ import type { Podman } from '../drivers/podman.js';
 import { TforkError } from '../errors.js';
 import { parseCheckpointStats, parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 
-export type ContenderId = 'engine' | 'stock' | 'engine+persist';
-/** In the order they run within a repetition (engine+persist only when asked for and available). */
-export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine+persist'];
+export type ContenderId = 'engine' | 'stock' | 'engine-frozen' | 'engine+persist';
+/**
+ * In the order they run within a repetition (engine+persist only when asked for and available;
+ * engine-frozen, the engine with TFORK_CAPTURE=frozen, only where the engine captures in the background).
+ */
+export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine-frozen', 'engine+persist'];
 
 export interface ContenderRun {
   /** From the command's start until all N copies run (what a user waits for). */
@@ -54,11 +59,15 @@ export function lastLine(s: string): string {
   return s.trim().split('\n').filter(Boolean).pop() ?? '';
 }
 
-/** The engine; with `persistent`, also a durable archive written in the background, waited for. */
-export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, persistent = false): Promise<ContenderRun> {
+/**
+ * The engine; with `persistent`, also a durable archive written in the background, waited for;
+ * with `frozen`, capturing the stock way (TFORK_CAPTURE=frozen).
+ */
+export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, o: { persistent?: boolean; frozen?: boolean } = {}): Promise<ContenderRun> {
+  const persistent = !!o.persistent;
   const argv = [ctx.cli, 'container', 'clone', '--live', `--copies=${copies}`, '--name', base, '--format', 'json', ...(persistent ? ['--persistent=async'] : []), source];
   const t0 = performance.now();
-  const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+  const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal, env: o.frozen ? { TFORK_CAPTURE: 'frozen' } : {} });
   const wallMs = performance.now() - t0;
   let report: CloneReport & { error?: { message?: string } };
   try {

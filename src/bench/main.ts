@@ -17,6 +17,8 @@ import { asTforkError, TforkError } from '../errors.js';
 import { exitCodeFor } from '../cli/exit-codes.js';
 import { BENCH_LABEL_KEY, removeByPrefix } from './containers.js';
 import { CONTENDERS } from './contenders.js';
+import { buildPauseProbe } from './pause.js';
+import { captureMode } from '../core/state/capture-mode.js';
 import { describeMachine, otherContainers, shortMachineId } from './machine.js';
 import { BENCH_FLAGS, parseBenchArgs, type BenchOptions } from './options.js';
 import { aggregate } from './report.js';
@@ -58,18 +60,21 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
   const progress = (line: string) => process.stderr.write(`[bench] ${line}\n`);
   const hasPersistent = await engineHasPersistent(cli);
   const persistent = o.persistent === 'async' && hasPersistent;
-  const contenders = CONTENDERS.filter((c) => c !== 'engine+persist' || persistent);
+  const capture = captureMode(l);
+  const contenders = CONTENDERS.filter((c) => (c !== 'engine+persist' || persistent) && (c !== 'engine-frozen' || capture.mode === 'background'));
   const notes: string[] = [];
   if (o.persistent === 'async' && !hasPersistent) notes.push('durable checkpoint (engine): not available, this engine has no --persistent yet');
+  notes.push(`capture (engine): ${capture.mode}: ${capture.reason}`);
   const machine = await describeMachine(l, podman, label);
   const rb = o.rollback.length ? `, checkpoint+rollback on ${o.rollback.join(',')}` : '';
   progress(`run ${runId}: ${measurementSets(o).length} sets x ${o.reps} repetition(s) x ${contenders.length} contenders${rb}; results to ${outDir}`);
   mkdirSync(scratch, { recursive: true });
+  const pauseProbe = await buildPauseProbe(scratch);
   const samples: Sample[] = [];
   const sets: SetInfo[] = [];
   const rollbackSamples: RollbackSample[] = [];
   const rollbackSets: ResultDoc['rollbackSets'] = [];
-  const ctx = { podman, cli, scratch, signal, label, run: runId, contenders, progress };
+  const ctx = { podman, cli, scratch, signal, label, run: runId, contenders, progress, pauseProbe };
   try {
     for (const key of measurementSets(o)) {
       signal?.throwIfAborted();

@@ -23,6 +23,8 @@ export interface Row extends SetKey {
   durableMs?: Summary;
   pssMiB?: Summary;
   rssMiB?: Summary;
+  /** The source's longest stop as its own probe saw it. */
+  pauseMs?: Summary;
   phases: Record<string, Summary>;
 }
 
@@ -77,6 +79,7 @@ function row(key: SetKey, contender: ContenderId, samples: Sample[]): Row {
     errors: all.filter((s) => !s.ok).slice(0, 3).map((s) => `rep ${s.rep} ${s.failedAt}: ${s.error}`),
     wallMs: pick((s) => s.wallMs),
     frozenMs: pick((s) => s.frozenMs),
+    pauseMs: pick((s) => s.pauseMs),
     sourceMs: pick((s) => s.sourceMs),
     copiesMs: pick((s) => s.copiesMs),
     restoreMaxMs: pick((s) => s.restoreMaxMs),

@@ -14,6 +14,7 @@ import { podmanRestoreOf, runEngine, runStock, type ContenderContext, type Conte
 import { containerMemory, meanMemory, type MemoryUse } from './memory.js';
 import type { BenchOptions, WorkloadId } from './options.js';
 import { WORKLOADS } from './workloads.js';
+import { PauseProbe } from './pause.js';
 import { seconds, setTitle } from './format.js';
 
 export interface SetKey {
@@ -43,6 +44,8 @@ export interface Sample extends SetKey {
   /** Mean over the clones, right after cloning. */
   memoryPerClone?: MemoryUse;
   verifyMs?: number;
+  /** The longest stop the source's own probe saw during the run (bench/pause-probe.c), ms. */
+  pauseMs?: number;
 }
 
 export interface SetInfo extends SetKey {
@@ -53,6 +56,8 @@ export interface SetInfo extends SetKey {
 }
 
 export interface RunnerContext extends ContenderContext {
+  /** The static pause probe copied into every source (pause.ts). */
+  pauseProbe: string;
   podman: Podman;
   /** Label value of this benchmark run (`io.podman-tfork.bench=<run>`). */
   label: string;
@@ -77,12 +82,13 @@ export async function runSet(ctx: RunnerContext, key: SetKey, reps: number, samp
     await startSource(ctx.podman, { name: source, image: w.image, args: w.args(key.sizeBytes), label: ctx.label });
     await w.prepare(ctx.podman, source);
     info.sourceMemory = await containerMemory(ctx.podman, source);
+    const pause = await PauseProbe.start(ctx.podman, source, ctx.pauseProbe);
     for (let rep = 1; rep <= reps; rep++) {
       for (const contender of ctx.contenders) {
         ctx.signal?.throwIfAborted();
-        const s = await measure(ctx, key, source, contender, rep);
+        const s = await measure(ctx, key, source, contender, rep, pause);
         samples.push(s);
-        const what = s.ok ? `${seconds(s.wallMs)}s (frozen ${seconds(s.frozenMs)}s)` : `FAILED at ${s.failedAt}: ${s.error}`;
+        const what = s.ok ? `${seconds(s.wallMs)}s (frozen ${seconds(s.frozenMs)}s, paused ${seconds(s.pauseMs)}s inside)` : `FAILED at ${s.failedAt}: ${s.error}`;
         ctx.progress(`${setTitle(key)} rep ${rep}/${reps} ${contender}: ${what}`);
       }
     }
@@ -96,8 +102,8 @@ export async function runSet(ctx: RunnerContext, key: SetKey, reps: number, samp
   return info;
 }
 
-async function measure(ctx: RunnerContext, key: SetKey, source: string, contender: ContenderId, rep: number): Promise<Sample> {
-  const base = `${source}-${{ engine: 'a', stock: 'b', 'engine+persist': 'c' }[contender]}${rep}`;
+async function measure(ctx: RunnerContext, key: SetKey, source: string, contender: ContenderId, rep: number, pause: PauseProbe): Promise<Sample> {
+  const base = `${source}-${{ engine: 'a', stock: 'b', 'engine+persist': 'c', 'engine-frozen': 'd' }[contender]}${rep}`;
   const names = cloneNames(source, key.copies, base);
   const sample: Sample = { ...key, rep, contender, startedAt: new Date().toISOString(), ok: false };
   let result: ContenderRun | undefined;
@@ -108,12 +114,17 @@ async function measure(ctx: RunnerContext, key: SetKey, source: string, contende
     // Untimed: what the previous run left to write back (an export, imported images) is written
     // now, so no contender pays for another's writeback.
     await run('/bin/sync', [], { timeoutMs: 10 * 60_000 });
+    await pause.reset();
     try {
-      result = contender === 'stock' ? await runStock(ctx, source, names) : await runEngine(ctx, source, base, key.copies, contender === 'engine+persist');
+      result =
+        contender === 'stock'
+          ? await runStock(ctx, source, names)
+          : await runEngine(ctx, source, base, key.copies, { persistent: contender === 'engine+persist', frozen: contender === 'engine-frozen' });
     } catch (err) {
       sample.failedAt = 'clone';
       throw err;
     }
+    sample.pauseMs = await pause.read();
     Object.assign(sample, {
       wallMs: result.wallMs,
       frozenMs: result.frozenMs,

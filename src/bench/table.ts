@@ -58,10 +58,11 @@ export function renderTable(t: TableInput): string {
     t.contenders.includes('engine+persist')
       ? 'engine+persist = engine with --persistent=async; "durable" = until `persist wait` returns (stock: until the export is written)'
       : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
-    `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only, each started after an untimed sync; freezing: CRIU's freezing_time (median); memory: MiB per clone right after cloning (median), and the source's own`,
+    ...(t.contenders.includes('engine-frozen') ? ['engine-frozen  = engine with TFORK_CAPTURE=frozen: the source frozen until every page is written (the engine before background capture)'] : []),
+    `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only, each started after an untimed sync; frozen: CRIU's frozen_time; paused inside: the longest stop a probe in the source saw (it wakes every 1 ms); freezing: CRIU's freezing_time (median); memory: MiB per clone right after cloning (median), and the source's own`,
     '',
   ];
-  const head = ['set', 'contender', 'ok', 'wall to N clones', 'frozen', 'freezing', 'source side', 'copies', 'restore max', 'durable ckpt', 'PSS', 'RSS', 'source PSS/RSS'];
+  const head = ['set', 'contender', 'ok', 'wall to N clones', 'frozen', 'paused inside', 'freezing', 'source side', 'copies', 'restore max', 'durable ckpt', 'PSS', 'RSS', 'source PSS/RSS'];
   const source = (r: Row) => {
     const m = t.sets?.find((x) => sameSet(x, r))?.sourceMemory;
     return m ? `${Math.round(m.pssKiB / 1024)}/${Math.round(m.rssKiB / 1024)}` : '-';
@@ -72,6 +73,7 @@ export function renderTable(t: TableInput): string {
     `${r.runs - r.failures}/${r.runs}`,
     secs(r.wallMs),
     secs(r.frozenMs),
+    secs(r.pauseMs),
     millis(r.phases.freezing),
     secs(r.sourceMs),
     secs(r.copiesMs),

@@ -1,3 +1,4 @@
+import { captureMode, type CaptureModeInfo } from '../../core/state/capture-mode.js';
 import { probe, type Capabilities } from '../../core/probe.js';
 import { layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
@@ -30,7 +31,7 @@ interface ServiceInfo {
   /** Pid of the running service; absent when it is not running (it starts on the next clone). */
   pid?: number;
   idleSeconds: number;
-  capture: { freezer: string; images: string };
+  capture: { freezer: string; images: string; memory: CaptureModeInfo };
 }
 
 function serviceInfo(): ServiceInfo {
@@ -43,6 +44,7 @@ function serviceInfo(): ServiceInfo {
     idleSeconds: Number(process.env.TFORK_PODMAN_SERVICE_IDLE) > 0 ? Number(process.env.TFORK_PODMAN_SERVICE_IDLE) : DEFAULT_IDLE_SECONDS,
     capture: {
       freezer: 'polled from 50 us, doubling (criu-modules/patches/0002)',
+      memory: captureMode(podman.layout),
       images: process.env.TFORK_IMAGES_IN === 'disk' ? 'storage filesystem (TFORK_IMAGES_IN=disk)' : `${podman.layout.shmStaging} when they fit in a quarter of free memory, else the storage filesystem`,
     },
   };
@@ -78,6 +80,7 @@ function render(io: Io, c: Capabilities, p: { info?: PodmanInfo; error?: string 
     w(`  podman api   ${s.api === 'rest' ? `rest, service ${s.pid ? `running (pid ${s.pid})` : 'not running (starts on first use)'} on ${s.socket}, exits after ${s.idleSeconds}s idle` : 'cli (a podman process per call, TFORK_PODMAN_API=cli)'}`);
     w(`  images       ${s.capture.images}`);
     w(`  freezer      ${s.capture.freezer}`);
+    w(`  capture      ${s.capture.memory.mode}: ${s.capture.memory.reason}`);
   }
   w(`clone tier: ${c.tier.level} ${c.tier.name}: ${c.tier.reason}`);
   if (c.missing.length) {

@@ -18,6 +18,7 @@ import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
 import { assertCapturable, captureState, discardScratch, inspectForCapture, scratchDir, withContainerLock, type CapturedState } from '../state/capture.js';
+import { captureMode } from '../state/capture-mode.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
@@ -56,11 +57,14 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
   journal.add({ kind: 'scratch', path: scratch });
   journal.add({ kind: 'thaw', containerId: src.id, name: src.name, bundle: src.bundle });
   try {
+    // A container that is stopped afterwards gains nothing from running on while its pages are written.
+    const capture = o.stop ? 'frozen' : captureMode(l).mode;
     const state = await captureState(podman, l, src, scratch, {
       leaveRunning: !o.stop,
       tcpClose: o.tcpClose ?? true,
       ghostLimit: DEFAULT_GHOST_LIMIT,
       signal: o.signal,
+      background: capture === 'background',
     });
     if (!o.stop) thaw(src.id);
     const id = newCheckpointId();
@@ -72,6 +76,7 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
       createdAt: new Date().toISOString(),
       parent: headOf(l, src.id),
       timings: { ...state.timings, totalMs: performance.now() - t0 },
+      capture,
     });
     setHead(l, src.id, id);
     journal.end();

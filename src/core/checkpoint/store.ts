@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { CaptureMode } from '../state/capture-mode.js';
 import type { Layout } from '../../drivers/layout.js';
 import { writeFileAtomic } from '../../drivers/archive.js';
 import { TforkError } from '../../errors.js';
@@ -28,6 +29,8 @@ export interface CheckpointInfo {
   /** The checkpoint the container came from when this one was taken (rollback or earlier checkpoint). */
   parent?: string;
   timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number };
+  /** How the memory was captured: written after the container ran on (background) or while it was frozen. */
+  capture?: CaptureMode;
 }
 
 interface Record_ extends CheckpointInfo {

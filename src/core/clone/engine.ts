@@ -36,6 +36,7 @@ import { assertCapturable, captureState, discardScratch, inspectForCapture, memo
 import { placeState, restoreContainer, restoreImported, targetOf } from '../state/place.js';
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
+import { captureMode, type CaptureModeInfo } from '../state/capture-mode.js';
 
 export interface CopyReport {
   name: string;
@@ -52,6 +53,8 @@ export interface CloneReport {
   copies: CopyReport[];
   /** Where the CRIU images every copy read were kept: memory (tmpfs) or disk (the storage filesystem). */
   imagesIn: 'memory' | 'disk';
+  /** How the source's memory was captured (capture-mode.ts) and why. */
+  capture: CaptureModeInfo;
   timings: {
     validateMs: number;
     /** podman checkpoint: freeze + dump + snapshot + resume. */
@@ -134,6 +137,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const shm = !persist ? memoryScratch(l, src) : undefined;
     if (shm) tx.onRollback('images in memory', () => discardScratch(shm), tx.intend({ kind: 'scratch', path: shm }));
     const imagesIn: 'memory' | 'disk' = shm ? 'memory' : 'disk';
+    const capture = captureMode(l);
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.
@@ -164,6 +168,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
         ghostLimit: o.ghostLimit,
         exportTo: persist?.partFile,
         imagesDir: shm ? path.join(shm, 'images') : undefined,
+        background: capture.mode === 'background',
         signal,
         fault: fault?.phase === 'dump' || fault?.phase === 'snapshot' ? fault.phase : undefined,
       }).catch((err) => {
@@ -266,6 +271,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       source: { name: src.name, id: src.id },
       copies: reports,
       imagesIn,
+      capture,
       timings: { validateMs, dumpMs: state.timings.dumpMs, frozenMs: state.timings.frozenMs, freezingMs: state.timings.freezingMs, snapshotMs: state.timings.snapshotMs, thawMs, copiesMs, persistMs, totalMs: performance.now() - t0 },
       ...(persistent && o.persistent ? { persistent } : {}),
     };

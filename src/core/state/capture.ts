@@ -6,6 +6,8 @@
  *     -> snapshot (read-only btrfs snapshot of the rootfs, taken by a CRIU
  *        action script after the dump while the tree is still frozen)
  *     -> resume (CRIU, when the container is left running)
+ *     -> pages written (background capture, capture-mode.ts: after the
+ *        resume, while the source runs)
  *
  * What podman leaves in the container's bundle is moved into the directory,
  * so the source is left as it was. Live clones, checkpoints and durable
@@ -26,6 +28,7 @@ import { parseCheckpointStats, type CheckpointStats } from '../../drivers/podman
 import { assertDumpable } from '../validate/index.js';
 import { TforkError } from '../../errors.js';
 import { killPointAfter } from '../fault.js';
+import { BACKGROUND_PAGES_OPTION } from './capture-mode.js';
 
 export interface CapturedState {
   /** The scratch directory holding all of it. */
@@ -68,6 +71,11 @@ export interface CaptureOptions {
    * Not with `exportTo`: podman archives the images from the bundle itself.
    */
   imagesDir?: string;
+  /**
+   * Write the pages after the source runs on (capture-mode.ts): the source is
+   * frozen only while they are drained and write-protected.
+   */
+  background?: boolean;
 }
 
 const BTRFS = '/usr/bin/btrfs';
@@ -165,6 +173,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     // state is read, and unlocks it (an iptables run, ~50 ms) inside the frozen window. Every
     // restore of ours closes those connections (tcp-close), so the lock buys nothing then.
     ...(o.tcpClose ? ['network-lock skip'] : []),
+    ...(o.background ? [BACKGROUND_PAGES_OPTION] : []),
     ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : []),
   ];
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));
@@ -185,7 +194,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     const r = await dumping;
     if (!r.ok) {
       const times = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '');
-      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotStart ? 'snapshot' : 'dump' });
+      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotStart && !times.snapshotEnd ? 'snapshot' : 'dump' });
     }
     const dumpMs = performance.now() - s;
     let images = path.join(dir, 'images');

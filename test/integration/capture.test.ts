@@ -1,0 +1,142 @@
+/**
+ * Background capture (criu-modules/patches/0003): the source runs on while
+ * its pages are written, and what the clones and checkpoints carry is still
+ * one instant of its memory. tfork-memwrite keeps writing its memory and
+ * checks it against itself, so a torn capture shows as a BROKEN process in
+ * the copy.
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cli, engineGate, exec, leaks, newLeaks, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
+import { rm, sleep, stateOf } from '../helpers/workloads.js';
+import { captureMode } from '../../src/core/state/capture-mode.js';
+import { layout } from '../../src/drivers/layout.js';
+import { isFrozen } from '../../src/drivers/freezer.js';
+import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
+
+const MEMORY = 'localhost/tfork/memory';
+const mode = captureMode(layout());
+const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
+
+/** tfork-memwrite's own word: its count, or an error naming what broke. */
+async function progress(name: string): Promise<number> {
+  const r = await exec(name, ['sh', '-c', 'kill -USR1 1; sleep 0.2; cat /tmp/memwrite.status']);
+  const line = r.stdout.trim();
+  const m = /^ok (\d+)$/.exec(line);
+  if (!m) throw new Error(`${name}: tfork-memwrite says "${line}"`);
+  return Number(m[1]);
+}
+
+async function startWriter(mib: number): Promise<string> {
+  const name = await startContainer(MEMORY, ['/usr/local/bin/tfork-memwrite', String(mib)]);
+  await waitFor(name, ['test', '-s', '/tmp/memwrite.status']);
+  await progress(name);
+  return name;
+}
+
+/** The CRIU dump serving the container, once its log says the pages are being written after the thaw. */
+async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise<number | undefined> {
+  const criu = installedBinary(layout(), CRIU);
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    let log = '';
+    try {
+      log = readFileSync(path.join(bundle, 'dump.log'), 'utf8');
+    } catch {
+      // not started yet
+    }
+    if (log.includes('in the background')) {
+      for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        try {
+          if (readlinkSync(`/proc/${p}/exe`) === criu) return Number(p);
+        } catch {
+          // gone
+        }
+      }
+    }
+    await sleep(2);
+  }
+  return undefined;
+}
+
+describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
+  afterAll(sweep);
+
+  it('clones a process that keeps writing its memory: every copy carries one instant and runs on', async () => {
+    const baseline = await leaks();
+    const src = await startWriter(256);
+    const before = await progress(src);
+    const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const names: string[] = report.copies.map((c: { name: string }) => c.name);
+    try {
+      expect(report.capture.mode).toBe('background');
+      await sleep(2000);
+      // tfork-memwrite checks every page of its ring once a pass, and makes passes all the time:
+      // a copy whose pages came from two instants would have said BROKEN by now.
+      const at = await Promise.all(names.map(progress));
+      for (const g of at) expect(g).toBeGreaterThan(before);
+      await sleep(500);
+      const later = await Promise.all(names.map(progress));
+      later.forEach((g, i) => expect(g).toBeGreaterThan(at[i]!));
+      // The source ran on and runs on, not frozen and not write-protected.
+      const s1 = await progress(src);
+      await sleep(300);
+      expect(await progress(src)).toBeGreaterThan(s1);
+      expect(isFrozen((await podman().run(['inspect', '-f', '{{.Id}}', src])).stdout.trim())).toBe(false);
+    } finally {
+      await rm(...names, src);
+    }
+    expect(await newLeaks(baseline)).toEqual([]);
+  });
+
+  it('checkpoints in the background, and the rollback brings back the instant', async () => {
+    const src = await startWriter(128);
+    try {
+      const ck = await cli(['checkpoint', 'create', '--format', 'json', src]);
+      expect(ck.exitCode, ck.stderr).toBe(0);
+      const info = JSON.parse(ck.stdout);
+      expect(info.capture).toBe('background');
+      await sleep(1000);
+      const rb = await cli(['rollback', src, info.id]);
+      expect(rb.exitCode, rb.stderr).toBe(0);
+      // Back at the checkpoint's instant, consistent through every pass over its pages, and counting on.
+      await sleep(1500);
+      const g = await progress(src);
+      await sleep(500);
+      expect(await progress(src)).toBeGreaterThan(g);
+      expect(await stateOf(src)).toBe('running');
+    } finally {
+      await rm(src);
+    }
+  });
+
+  it('a CRIU killed while it writes the pages leaves the source running unprotected and no clone', async () => {
+    const baseline = await leaks();
+    // 1 GiB, so that the writing after the thaw lasts long enough to be caught.
+    const src = await startWriter(1024);
+    const bundle = (await podman().run(['inspect', '-f', '{{.StaticDir}}', src])).stdout.trim();
+    try {
+      const cloning = cli(['container', 'clone', '--live', '--format', 'json', '--name', `${src}-k`, src]);
+      const pid = await criuInBackgroundPhase(bundle, 60_000);
+      expect(pid, 'the dump never reached its background phase').toBeDefined();
+      process.kill(pid!, 'SIGKILL');
+      const r = await cloning;
+      expect(r.exitCode).not.toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.error.phase).toBe('dump');
+      // The source writes on: its pages are no longer write-protected by a CRIU that is gone.
+      const s1 = await progress(src);
+      await sleep(500);
+      expect(await progress(src)).toBeGreaterThan(s1);
+      expect(isFrozen((await podman().run(['inspect', '-f', '{{.Id}}', src])).stdout.trim())).toBe(false);
+      expect(await stateOf(`${src}-k-0`).catch(() => '')).toBe('');
+      expect(await stateOf(`${src}-k`).catch(() => '')).toBe('');
+    } finally {
+      await rm(src);
+    }
+    expect(await newLeaks(baseline)).toEqual([]);
+  });
+});
