@@ -455,8 +455,18 @@ static int run_criu(const char *log, char *const args[], double *secs)
 		execv(criu, argv);
 		_exit(127);
 	}
-	if (p < 0 || waitpid(p, &st, 0) != p)
+	if (p < 0)
 		return -1;
+	/* A hung CRIU is a failed test, not a guest that never reports. */
+	while (waitpid(p, &st, WNOHANG) != p) {
+		if (now() - t0 > 120) {
+			kill(p, SIGKILL);
+			waitpid(p, &st, 0);
+			printf("# %s timed out after 120 s\n", log);
+			return -2;
+		}
+		msleep(20);
+	}
 	if (secs)
 		*secs = now() - t0;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -656,9 +666,12 @@ int main(int argc, char **argv)
 	       "states %c %c", proc_state(src_init), proc_state(src_child));
 
 	rc = run_criu(WORK "/restore-nograft.log",
-		      (char *[]){ "restore", "-d", "-D", WORK "/img", "-v4", NULL }, NULL);
+		      (char *[]){ "restore", "-d", "-D", WORK "/img", "-v4", "--pidfile", WORK "/c0.pid", NULL },
+		      NULL);
 	result(rc != 0, "restore without --graft-from is refused (the pages are not in the images)",
 	       "criu exited %d", rc);
+	if (rc == 0)
+		kill(read_pidfile(WORK "/c0.pid"), SIGKILL);
 	{
 		char line[512];
 		FILE *f = fopen(WORK "/restore-nograft.log", "r");
@@ -681,9 +694,14 @@ int main(int argc, char **argv)
 		FILE *f = fopen(WORK "/restore 1.log", "r");
 		int n = 0;
 
-		while (f && fgets(line, sizeof(line), f))
+		char last[512] = "";
+
+		while (f && fgets(line, sizeof(line), f)) {
 			if (strstr(line, "Grafted") || strstr(line, "grafts"))
 				n++ < 6 ? printf("# %s", line) : 0;
+			strcpy(last, line);
+		}
+		printf("# last line of restore 1's log: %s", last);
 		if (f)
 			fclose(f);
 	}
