@@ -4,7 +4,8 @@
  * module loaded and a CRIU that has the graft options (patch 0004).
  * Prints TAP; exits 1 if any test failed, 2 if it could not run.
  *
- *   criu-graft-test CRIU
+ *   criu-graft-test CRIU             with tfork_graft loaded
+ *   criu-graft-test CRIU nomodule    after it is removed
  *
  * A process tree in its own pid namespace (init with two threads, a child
  * process; private anonymous memory shared by fork between the two, the
@@ -13,6 +14,9 @@
  * and restored twice with --graft-from.  Both copies must run on with the
  * source's memory, sharing its physical pages (pagemap PFNs) until they
  * write; the source, resumed, must run on unchanged.
+ *
+ * Without the module the same CRIU must dump and restore the ordinary way,
+ * and refuse --graft-from.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -614,6 +618,71 @@ static pid_t restore(const char *name, const char *pidfile, double *secs)
 	return read_pidfile(pidfile);
 }
 
+static int log_has(const char *path, const char *what)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	int said = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		said |= strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return said;
+}
+
+/* The ordinary restore of the ordinary dump, into a new pid namespace. */
+static void ordinary_restore(const char *what)
+{
+	char name[128];
+	pid_t c;
+	int rc;
+
+	rc = run_criu(WORK "/restore-full.log",
+		      (char *[]){ "restore", "-d", "-D", WORK "/img-full", "-v4", "--pidfile", WORK "/cf.pid", NULL },
+		      NULL);
+	c = rc ? -1 : read_pidfile(WORK "/cf.pid");
+	snprintf(name, sizeof(name), "ordinary restore of the ordinary dump %s: memory and threads back, running",
+		 what);
+	result(c > 0 && nr_threads(c) == 3 && pattern_mismatches(c, L.a, A_LEN, 0xA) == 0 &&
+		       pattern_mismatches(child_of(c), L.c, C_LEN, 0xC) == 0 && advances(c, K_INIT),
+	       name, "criu exited %d", rc);
+	if (rc)
+		show_log(WORK "/restore-full.log", "Error");
+	if (c > 0)
+		kill(c, SIGKILL);
+}
+
+/* After rmmod: the ordinary paths work, --graft-from is refused. */
+static int nomodule(void)
+{
+	char src[16];
+	int rc;
+
+	src_init = spawn_workload();
+	snprintf(src, sizeof(src), "%d", src_init);
+	rc = run_criu(WORK "/dump-full.log",
+		      (char *[]){ "dump", "-t", src, "-D", WORK "/img-full", "-v4", "--leave-running", NULL }, NULL);
+	result(rc == 0, "without the module: ordinary dump", "criu exited %d", rc);
+	ordinary_restore("without the module");
+	rc = run_criu(WORK "/dump.log",
+		      (char *[]){ "dump", "-t", src, "-D", WORK "/img", "-v4", "--graft-pages", "--leave-stopped",
+				  NULL },
+		      NULL);
+	result(rc == 0, "without the module: dump --graft-pages (needs no module)", "criu exited %d", rc);
+	rc = run_criu(WORK "/restore-nomod.log",
+		      (char *[]){ "restore", "-d", "-D", WORK "/img", "-v4", "--graft-from", src, NULL }, NULL);
+	result(rc != 0 && log_has(WORK "/restore-nomod.log", "/dev/tfork-graft"),
+	       "without the module: restore --graft-from is refused, naming /dev/tfork-graft", "criu exited %d",
+	       rc);
+	kill(src_init, SIGKILL);
+	msleep(200);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	printf("# criu-graft-test nomodule: %d tests, %d failed\n", testno, failures);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	pid_t c1, c2, c1_child, c2_child;
@@ -630,7 +699,15 @@ int main(int argc, char **argv)
 	mkdir(WORK, 0700);
 	mkdir(WORK "/img", 0700);
 	mkdir(WORK "/img-full", 0700);
+	if (argc > 2 && !strcmp(argv[2], "nomodule"))
+		return nomodule();
 
+	{
+		double t;
+
+		run_criu(WORK "/version.log", (char *[]){ "--version", NULL }, &t);
+		printf("# criu --version: %.3f s (CRIU's start-up in this guest)\n", t);
+	}
 	src_init = spawn_workload();
 	src_child = child_of(src_init);
 	if (src_child <= 0)
@@ -672,17 +749,8 @@ int main(int argc, char **argv)
 	       "criu exited %d", rc);
 	if (rc == 0)
 		kill(read_pidfile(WORK "/c0.pid"), SIGKILL);
-	{
-		char line[512];
-		FILE *f = fopen(WORK "/restore-nograft.log", "r");
-		int said = 0;
-
-		while (f && fgets(line, sizeof(line), f))
-			said |= strstr(line, "restore with --graft-from") != NULL;
-		if (f)
-			fclose(f);
-		result(said, "... saying to restore with --graft-from", "no such message in the log");
-	}
+	result(log_has(WORK "/restore-nograft.log", "restore with --graft-from"),
+	       "... saying to restore with --graft-from", "no such message in the log");
 
 	c1 = restore("restore 1", WORK "/c1.pid", &t_r1);
 	c2 = restore("restore 2", WORK "/c2.pid", &t_r2);
@@ -753,6 +821,8 @@ int main(int argc, char **argv)
 	result(pattern_mismatches(c2, L.a, A_LEN, 0xA) == 0 && pattern_mismatches(c2_child, L.c, C_LEN, 0xC) == 0 &&
 		       advances(c2, K_INIT),
 	       "copy 2 keeps its memory and runs on after the source is killed", "it does not");
+
+	ordinary_restore("with the same CRIU");
 
 	/* With the source gone, a restore through the module is an error. */
 	rc = run_criu(WORK "/restore-gone.log",

@@ -1,6 +1,6 @@
 #!/bin/busybox sh
-# /init of the kernel lane's guest: load tfork_graft, run its tests, report,
-# power off. The host reads the TFORK-LANE lines on the serial console.
+# /init of the kernel lane's guest: load tfork_graft, run its tests (and
+# CRIU's through it when the host put a CRIU in), report, power off. The host reads the TFORK-LANE lines on the serial console.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -47,6 +47,10 @@ else
 fi
 
 check "rmmod tfork_graft" rmmod tfork_graft
+if [ -x /usr/sbin/criu ] && [ -x /criu-graft-test ]; then
+	rm -rf /tmp/cgt
+	/criu-graft-test /usr/sbin/criu nomodule || rc=1
+fi
 if dmesg | grep -E -q 'BUG:|WARNING:|Oops|general protection|Bad rss-counter|Bad page'; then
 	echo "not ok - the kernel log is clean"
 	dmesg | grep -E -A 30 'BUG:|WARNING:|Oops|general protection|Bad rss-counter|Bad page' | head -n 80
