@@ -13,7 +13,12 @@
 #                         (default: the newest 6.1 one apt knows)
 #   TFORK_KERNEL_CACHE    cache directory (default $TFORK_ROOT/kernel-lane,
 #                         TFORK_ROOT defaulting to /var/lib/podman-tfork)
-#   TFORK_KERNEL_TESTS    argument of graft-test (all|basic|kinds|concurrent|refusals|leaks|speed)
+#   TFORK_KERNEL_TESTS    argument of graft-test (all|basic|kinds|concurrent|refusals|leaks|speed),
+#                         or criu for the CRIU tests alone (all runs both)
+#   TFORK_KERNEL_CRIU     the CRIU binary the guest runs criu-graft-test with
+#                         (default: the installed $TFORK_ROOT/prefix/sbin/criu);
+#                         the CRIU tests are skipped, with a message, when it
+#                         lacks --graft-from (patch 0004)
 #   TFORK_KERNEL_TIMEOUT  seconds the guest may run (default 600)
 #   TFORK_KERNEL_SMP      guest CPUs (default 2)
 set -euo pipefail
@@ -24,6 +29,7 @@ cache="${TFORK_KERNEL_CACHE:-${TFORK_ROOT:-/var/lib/podman-tfork}/kernel-lane}"
 tests="${TFORK_KERNEL_TESTS:-all}"
 timeout_s="${TFORK_KERNEL_TIMEOUT:-600}"
 smp="${TFORK_KERNEL_SMP:-2}"
+criu_bin="${TFORK_KERNEL_CRIU:-${TFORK_ROOT:-/var/lib/podman-tfork}/prefix/sbin/criu}"
 
 say() { printf 'kernel-lane: %s\n' "$*" >&2; }
 fail() { say "$1"; exit "${2:-2}"; }
@@ -90,6 +96,8 @@ make -s -C "$headers" M="$build" modules >"$build/make.log" 2>&1 \
 	|| { cat "$build/make.log" >&2; fail "module build failed"; }
 gcc -static -pthread -O2 -Wall -I"$src/include/uapi" -o "$build/graft-test" "$src/tests/graft-test.c" \
 	|| fail "test build failed"
+gcc -static -pthread -O2 -Wall -o "$build/criu-graft-test" "$src/tests/criu-graft-test.c" \
+	|| fail "test build failed"
 
 # The initramfs: a static busybox, the module, the tests, /init.
 root="$build/initramfs"
@@ -97,6 +105,32 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$root/bin/busybox"
 cp "$build/tfork_graft.ko" "$build/graft-test" "$root/"
 cp "$src/tests/guest-init.sh" "$root/init"
+# CRIU with its shared libraries and loader, when it has the graft options.
+if [ "$tests" = all ] || [ "$tests" = criu ]; then
+	if [ ! -x "$criu_bin" ]; then
+		say "skipping the CRIU tests: no CRIU at $criu_bin (run podman-tfork setup, or set TFORK_KERNEL_CRIU)"
+	elif ! "$criu_bin" --help 2>/dev/null | grep -- '--graft-from' >/dev/null; then
+		# (grep reads all of it: with -q, criu could die of SIGPIPE and pipefail say no)
+		say "skipping the CRIU tests: $criu_bin has no --graft-from (built without patch 0004?)"
+	else
+		say "CRIU tests with $criu_bin"
+		mkdir -p "$root/usr/sbin" "$root/run"
+		cp "$criu_bin" "$root/usr/sbin/criu"
+		cp "$build/criu-graft-test" "$root/"
+		ldd "$criu_bin" | grep -o '/[^ ]*' | while read -r lib; do
+			mkdir -p "$root$(dirname "$lib")"
+			cp -L "$lib" "$root$lib"
+		done
+		# CRIU's feature detection needs nf_tables (a module in Debian's kernel)
+		mods="$kdir/lib/modules/$kver/kernel"
+		mkdir -p "$root/criu-modules"
+		for m in crypto/crc32c_generic lib/libcrc32c net/netfilter/nfnetlink net/netfilter/nf_tables; do
+			cp "$mods/$m.ko" "$root/criu-modules/$(basename "$m").ko" \
+				|| fail "no $m.ko in linux-image-$kver"
+		done
+		printf '%s\n' crc32c_generic libcrc32c nfnetlink nf_tables >"$root/criu-modules/order"
+	fi
+fi
 chmod +x "$root/init"
 printf '%s\n' "$tests" >"$root/tests"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$build/initramfs.cpio"

@@ -1,6 +1,6 @@
 #!/bin/busybox sh
-# /init of the kernel lane's guest: load tfork_graft, run its tests, report,
-# power off. The host reads the TFORK-LANE lines on the serial console.
+# /init of the kernel lane's guest: load tfork_graft, run its tests (and
+# CRIU's through it when the host put a CRIU in), report, power off. The host reads the TFORK-LANE lines on the serial console.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -33,9 +33,24 @@ fi
 check "/dev/tfork-graft is a root-only character device" \
 	sh -c '[ -c /dev/tfork-graft ] && [ "$(stat -c %a:%u /dev/tfork-graft)" = "600:0" ]'
 
-/graft-test "$(cat /tests)" || rc=1
+tests=$(cat /tests)
+if [ "$tests" != criu ]; then
+	/graft-test "$tests" || rc=1
+fi
+# CRIU through the module (the host put CRIU in only if it has the options)
+if [ -x /usr/sbin/criu ] && [ -x /criu-graft-test ]; then
+	for m in $(cat /criu-modules/order); do insmod "/criu-modules/$m.ko" 2>/dev/null; done
+	ip link set lo up  # CRIU probes TCP repair over loopback
+	/criu-graft-test /usr/sbin/criu || rc=1
+else
+	echo "# CRIU tests skipped: no CRIU with --graft-from in the guest"
+fi
 
 check "rmmod tfork_graft" rmmod tfork_graft
+if [ -x /usr/sbin/criu ] && [ -x /criu-graft-test ]; then
+	rm -rf /tmp/cgt
+	/criu-graft-test /usr/sbin/criu nomodule || rc=1
+fi
 if dmesg | grep -E -q 'BUG:|WARNING:|Oops|general protection|Bad rss-counter|Bad page'; then
 	echo "not ok - the kernel log is clean"
 	dmesg | grep -E -A 30 'BUG:|WARNING:|Oops|general protection|Bad rss-counter|Bad page' | head -n 80
