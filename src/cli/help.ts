@@ -18,7 +18,7 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_PODMAN_API', description: 'rest (default): per-copy podman work (create, restore, inspect, rm) goes to the project\'s podman service; cli: a podman process per call' },
   { name: 'TFORK_PODMAN_SERVICE_IDLE', description: 'seconds without requests after which the podman service (socket $TFORK_RUN_DIR/podman.sock) exits (default 120)' },
   { name: 'TFORK_SHM_DIR', description: 'tmpfs where a live clone keeps the CRIU images all its copies read, when they fit (default /dev/shm/podman-tfork)' },
-  { name: 'TFORK_CAPTURE', description: 'auto (default): write a capture\'s memory pages after the source runs on where the host allows it (/dev/userfaultfd and the patched CRIU; `info` says); frozen: keep the source frozen until every page is written (the stock dump)' },
+  { name: 'TFORK_CAPTURE', description: 'auto (default): for a source holding 256 MiB or more, write its memory pages after it runs on (background capture, where /dev/userfaultfd and the patched CRIU allow it; `info` says); background: do so for every source; frozen: keep the source frozen until every page is written (the stock dump)' },
   { name: 'TFORK_IMAGES_IN', description: 'disk: keep a live clone\'s CRIU images on the storage filesystem even when they would fit in memory' },
   { name: 'TFORK_SKIP_DUMP_CHECK', description: '1: skip the check (also run by `doctor`) that refuses a capture when a process is in a nested namespace or holds io_uring or a device CRIU cannot dump' },
   { name: 'TFORK_SCREEN', description: 'osworld and osworld-core images (podman run -e): the X screen, WxHxDEPTH (default 1920x1080x24; osworld-core 1280x800x24)' },

@@ -16,6 +16,8 @@ import { isFrozen } from '../../src/drivers/freezer.js';
 import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
 
 const MEMORY = 'localhost/tfork/memory';
+/** The sources here are small enough that the default (auto) might choose the stock dump. */
+const BACKGROUND = { TFORK_CAPTURE: 'background' };
 const mode = captureMode(layout());
 const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
 
@@ -67,7 +69,7 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const baseline = await leaks();
     const src = await startWriter(256);
     const before = await progress(src);
-    const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src]);
+    const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
     expect(r.exitCode, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     const names: string[] = report.copies.map((c: { name: string }) => c.name);
@@ -95,7 +97,7 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
   it('checkpoints in the background, and the rollback brings back the instant', async () => {
     const src = await startWriter(128);
     try {
-      const ck = await cli(['checkpoint', 'create', '--format', 'json', src]);
+      const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
       expect(ck.exitCode, ck.stderr).toBe(0);
       const info = JSON.parse(ck.stdout);
       expect(info.capture).toBe('background');
@@ -119,7 +121,7 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const src = await startWriter(1024);
     const bundle = (await podman().run(['inspect', '-f', '{{.StaticDir}}', src])).stdout.trim();
     try {
-      const cloning = cli(['container', 'clone', '--live', '--format', 'json', '--name', `${src}-k`, src]);
+      const cloning = cli(['container', 'clone', '--live', '--format', 'json', '--name', `${src}-k`, src], { env: BACKGROUND });
       const pid = await criuInBackgroundPhase(bundle, 60_000);
       expect(pid, 'the dump never reached its background phase').toBeDefined();
       process.kill(pid!, 'SIGKILL');

@@ -19,6 +19,7 @@ import { asTforkError, TforkError } from '../../errors.js';
 import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
 import { assertCapturable, captureState, discardScratch, inspectForCapture, scratchDir, withContainerLock, type CapturedState } from '../state/capture.js';
 import { captureMode } from '../state/capture-mode.js';
+import { containerMemoryBytes } from '../../drivers/memory.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
@@ -58,7 +59,7 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
   journal.add({ kind: 'thaw', containerId: src.id, name: src.name, bundle: src.bundle });
   try {
     // A container that is stopped afterwards gains nothing from running on while its pages are written.
-    const capture = o.stop ? 'frozen' : captureMode(l).mode;
+    const capture = o.stop ? 'frozen' : captureMode(l, process.env, containerMemoryBytes(src.pid)).mode;
     const state = await captureState(podman, l, src, scratch, {
       leaveRunning: !o.stop,
       tcpClose: o.tcpClose ?? true,

@@ -37,6 +37,7 @@ import { placeState, restoreContainer, restoreImported, targetOf } from '../stat
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
 import { captureMode, type CaptureModeInfo } from '../state/capture-mode.js';
+import { containerMemoryBytes } from '../../drivers/memory.js';
 
 export interface CopyReport {
   name: string;
@@ -137,7 +138,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const shm = !persist ? memoryScratch(l, src) : undefined;
     if (shm) tx.onRollback('images in memory', () => discardScratch(shm), tx.intend({ kind: 'scratch', path: shm }));
     const imagesIn: 'memory' | 'disk' = shm ? 'memory' : 'disk';
-    const capture = captureMode(l);
+    const capture = captureMode(l, process.env, containerMemoryBytes(src.pid));
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.

@@ -9,7 +9,13 @@
  *   frozen      the stock dump: frozen until every page is written.
  *
  * Background capture needs /dev/userfaultfd (Linux 6.1+) and a CRIU built
- * with the patch; TFORK_CAPTURE=frozen asks for the stock dump.
+ * with the patch. It costs a little work of its own (registering every VMA,
+ * copying what cannot be write-protected, a fault per first write), so by
+ * default (TFORK_CAPTURE=auto) it is used for sources holding at least
+ * BACKGROUND_MIN_BYTES: below that the pages are written about as fast as
+ * they are protected (a 100 MiB desktop paused 0.19 s either way, and the
+ * stock dump finished 75 ms sooner). TFORK_CAPTURE=background uses it for
+ * every source, TFORK_CAPTURE=frozen for none.
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +33,8 @@ export interface CaptureModeInfo {
 /** The CRIU option of patch 0003. */
 export const BACKGROUND_PAGES_OPTION = 'background-pages';
 export const USERFAULTFD_DEVICE = '/dev/userfaultfd';
+/** auto: background capture from this much anonymous and shared memory in the source. */
+export const BACKGROUND_MIN_BYTES = 256 * 2 ** 20;
 
 /**
  * Whether the installed CRIU knows --background-pages: its binary carries the
@@ -59,7 +67,11 @@ export function criuHasBackgroundPages(l: Layout): boolean {
   return has;
 }
 
-export function captureMode(l: Layout, env: NodeJS.ProcessEnv = process.env): CaptureModeInfo {
+/**
+ * The mode a capture of a source holding `sourceBytes` (anonymous and shared
+ * memory; undefined: unknown) runs in here, and why.
+ */
+export function captureMode(l: Layout, env: NodeJS.ProcessEnv = process.env, sourceBytes?: number): CaptureModeInfo {
   const asked = env.TFORK_CAPTURE;
   if (asked && asked !== 'background' && asked !== 'frozen' && asked !== 'auto') {
     return { mode: 'frozen', reason: `TFORK_CAPTURE=${asked} is not one of auto, background, frozen: using the stock dump` };
@@ -70,6 +82,12 @@ export function captureMode(l: Layout, env: NodeJS.ProcessEnv = process.env): Ca
   }
   if (!criuHasBackgroundPages(l)) {
     return { mode: 'frozen', reason: `the installed CRIU lacks --${BACKGROUND_PAGES_OPTION} (run podman-tfork setup): the source stays frozen until every page is written` };
+  }
+  if (asked !== 'background' && sourceBytes !== undefined && sourceBytes < BACKGROUND_MIN_BYTES) {
+    return {
+      mode: 'frozen',
+      reason: `the source holds ${Math.round(sourceBytes / 2 ** 20)} MiB, under ${BACKGROUND_MIN_BYTES / 2 ** 20} MiB: its pages are written about as fast as they are protected (TFORK_CAPTURE=background to protect them anyway)`,
+    };
   }
   return { mode: 'background', reason: 'pages are drained and write-protected while frozen, written after the source runs on (userfaultfd)' };
 }
