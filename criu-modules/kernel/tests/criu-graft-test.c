@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tap.h"
+
 #define PAGE	4096UL
 #define MiB	(1024UL * 1024)
 #define A_LEN	(64 * MiB)	/* init's anonymous memory, also mapped in the child by fork */
@@ -53,25 +55,6 @@
 enum { K_INIT, K_THREAD1, K_THREAD2, K_CHILD, K_USR1, K_NR };
 
 static const char *criu;
-static int failures, testno;
-
-static void result(int ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	testno++;
-	if (ok) {
-		printf("ok %d - %s\n", testno, name);
-	} else {
-		failures++;
-		printf("not ok %d - %s: ", testno, name);
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
 
 static void bail(const char *fmt, ...)
 {
@@ -84,14 +67,6 @@ static void bail(const char *fmt, ...)
 	printf("\n");
 	fflush(stdout);
 	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void msleep(long ms)

@@ -27,45 +27,20 @@
 
 #include <linux/tfork_graft.h>
 
+#include "tap.h"
+
 #define PAGE		4096UL
 #define MiB		(1024UL * 1024)
 #define BASE		0x600000000000UL	/* where sources map their region */
 #define GiB_STEP	(2UL << 30)
 
-static int failures, testno;
 
 static void settle(void);
-
-static void result(int ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	testno++;
-	if (ok) {
-		printf("ok %d - %s\n", testno, name);
-	} else {
-		failures++;
-		printf("not ok %d - %s: ", testno, name);
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
 
 static void die(const char *what)
 {
 	printf("Bail out! %s: %s\n", what, strerror(errno));
 	exit(2);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int pidfd_open(pid_t pid)
