@@ -6,7 +6,9 @@ import { closeSync, openSync } from 'node:fs';
 export function spawnDetached(file: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): number {
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], ...(env ? { env } : {}) });
+    // In /, as daemons do: the caller's directory may be deleted while the process lives on, and a
+    // podman service in a deleted directory fails every restore ("write child: broken pipe").
+    const child = spawn(file, args, { detached: true, cwd: '/', stdio: ['ignore', fd, fd], ...(env ? { env } : {}) });
     child.unref();
     if (!child.pid) throw new Error(`could not start ${file}`);
     return child.pid;

@@ -1,11 +1,12 @@
 /**
  * Live clones with real podman, crun, CRIU and btrfs: what a user observes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, CLI, engineGate, leaks, newLeaks, exec, pixelDiff, podman, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
+import { cli, CLI, engineGate, leaks, newLeaks, exec, pixelDiff, podman, run, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
 import { servicePaths } from '../../src/drivers/podman-api.js';
 import { layout } from '../../src/drivers/layout.js';
@@ -128,6 +129,25 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
       expect(await stateOf(`${src}-s2`)).toBe('running');
     } finally {
       await rm(`${src}-s1`, `${src}-s2`);
+    }
+  });
+
+  it('keeps working after the directory the podman service was started from is deleted', async () => {
+    const paths = servicePaths(layout());
+    const pid = Number(readFileSync(paths.pidFile, 'utf8'));
+    if (pidAlive(pid)) process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 50 && pidAlive(pid); i++) await sleep(100);
+    // A clone run from a directory that goes away afterwards (a checkout, a temporary directory) starts the service.
+    const dir = mkdtempSync(path.join(tmpdir(), 'tfork-cwd-'));
+    const r1 = await run(process.execPath, [CLI, 'container', 'clone', '--live', '--format', 'json', '--name', `${src}-d1`, src], { reject: false, cwd: dir, timeoutMs: 600_000 });
+    rmSync(dir, { recursive: true, force: true });
+    const r2 = await clone(['--name', `${src}-d2`, src]);
+    try {
+      expect(r1.exitCode, r1.stderr).toBe(0);
+      expect(r2.exitCode, r2.stdout).toBe(0);
+      expect(await stateOf(`${src}-d2`)).toBe('running');
+    } finally {
+      await rm(`${src}-d1`, `${src}-d2`);
     }
   });
 
