@@ -135,10 +135,12 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     }
     tx.intend({ kind: 'thaw', containerId: src.id, name: src.name, bundle: src.bundle });
     // The images every copy reads: in memory when they fit (podman archives them from the bundle when it exports).
-    const shm = !persist ? memoryScratch(l, src) : undefined;
+    // The source's anonymous and shared memory, read once: it decides where the images go and how memory is captured.
+    const sourceBytes = containerMemoryBytes(src.pid);
+    const shm = !persist ? memoryScratch(l, sourceBytes) : undefined;
     if (shm) tx.onRollback('images in memory', () => discardScratch(shm), tx.intend({ kind: 'scratch', path: shm }));
     const imagesIn: 'memory' | 'disk' = shm ? 'memory' : 'disk';
-    const capture = captureMode(l, process.env, containerMemoryBytes(src.pid));
+    const capture = captureMode(l, process.env, sourceBytes);
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.

@@ -23,7 +23,7 @@ import { CONTAINER_CRIU_CONF, parseDumpTimes, writeContainerCriuConf, writeSnaps
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { removeTree } from '../../drivers/files.js';
 import { lockHeld, withLock } from '../../drivers/lock.js';
-import { containerMemoryBytes, fitsInMemory } from '../../drivers/memory.js';
+import { fitsInMemory } from '../../drivers/memory.js';
 import { parseCheckpointStats, type CheckpointStats } from '../../drivers/podman-stats.js';
 import { assertDumpable } from '../validate/index.js';
 import { TforkError } from '../../errors.js';
@@ -128,18 +128,19 @@ export function scratchDir(l: Layout, kind: string, base = l.staging): string {
 }
 
 /**
- * A scratch directory in memory (tmpfs) for the images of a live clone of
- * `src`, when they fit with room to spare (see memory.ts); else undefined and
+ * A scratch directory in memory (tmpfs) for the images of a live clone of a
+ * source holding `sourceBytes`, when they fit with room to spare (see
+ * memory.ts); else undefined and
  * the images stay on the storage filesystem.
  */
-export function memoryScratch(l: Layout, src: ContainerInfo): string | undefined {
+export function memoryScratch(l: Layout, sourceBytes: number | undefined): string | undefined {
   if (process.env.TFORK_IMAGES_IN === 'disk') return undefined;
   try {
     mkdirSync(l.shmStaging, { recursive: true });
   } catch {
     return undefined;
   }
-  if (!fitsInMemory(l.shmStaging, containerMemoryBytes(src.pid))) return undefined;
+  if (!fitsInMemory(l.shmStaging, sourceBytes)) return undefined;
   return scratchDir(l, 'clone-images', l.shmStaging);
 }
 
