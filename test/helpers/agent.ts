@@ -11,8 +11,8 @@ import { inspectContainer } from '../../src/drivers/containers.js';
 import type { Candidate } from '../../src/agent/results.js';
 import { podman, startContainer, waitFor, TEST_LABEL } from './host.js';
 
-/** W1: a shell whose loop variable (memory) is written to /tmp/count every 0.1 s. */
-export const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+/** W1: a shell whose loop variable (memory) is written to /tmp/count every 0.1 s (renamed into place, never seen half-written). */
+export const COUNTER = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'];
 
 export async function counterSandbox(image = 'localhost/tfork/tiny'): Promise<Sandbox> {
   const name = await startContainer(image, COUNTER);

@@ -1,8 +1,8 @@
 /** The W1 counter workload and what tests read from it. */
 import { exec, podman } from './host.js';
 
-/** A shell variable counting in memory, written to disk every 0.1 s. */
-export const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+/** A shell variable counting in memory, written to disk every 0.1 s (renamed into place: a reader never sees a half-written file). */
+export const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'];
 
 export async function count(name: string): Promise<number> {
   return Number((await exec(name, ['cat', '/tmp/count'])).stdout.trim());
