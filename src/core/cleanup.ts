@@ -18,6 +18,7 @@ import { ledgerIds } from '../drivers/commit-ledger.js';
 import { staleLocks } from '../drivers/lock.js';
 import { current, writeStatus, type PersistStatus } from './persist/job.js';
 import { checkpointHalves, headIds } from './checkpoint/store.js';
+import { staleTracking } from './checkpoint/tracking.js';
 import type { Podman } from '../drivers/podman.js';
 import { cgroupParents, cgroupPids, conmonsByContainer, containerCgroups, describePid, removeCgroupTree, CGROUP_PARENT } from '../drivers/cgroups.js';
 import { knownContainerIds } from '../drivers/known-containers.js';
@@ -188,6 +189,7 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>, o: {
   for (const dir of checkpointHalves(l)) {
     if (!journaled.has(dir)) items.push({ kind: 'staging', path: dir, reason: 'half of a checkpoint: a command stored or removed it and died' });
   }
+  for (const dir of staleTracking(l, minAgeMs)) items.push({ kind: 'record', path: dir, reason: 'written-page tracking whose holder is gone (its container stopped)' });
   if (existsSync(l.checkpoints)) {
     for (const f of readdirSync(l.checkpoints)) {
       const m = /^\.(.+)\.(tar\.part|log)$/.exec(f);

@@ -1,6 +1,6 @@
 /** File operations on the storage filesystem. */
 import { run, type RunOptions } from './exec.js';
-import { linkSync, mkdirSync, readdirSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 export async function removeTree(p: string, opts: RunOptions = {}): Promise<void> {
@@ -21,4 +21,24 @@ export function linkTree(src: string, dest: string): void {
     if (e.isDirectory()) linkTree(from, to);
     else linkSync(from, to);
   }
+}
+
+/**
+ * Make the symbolic link `link` relative to where it is, pointing where it
+ * points now (an absolute target, or one relative to `from`, the directory it
+ * was made in). CRIU's restore follows an incremental dump's `parent` link
+ * after the container's root is in place, where an absolute path would name
+ * a file inside the container.
+ */
+export function relinkRelative(link: string, from = path.dirname(link)): void {
+  let target: string;
+  try {
+    target = readlinkSync(link);
+  } catch {
+    return; // no link
+  }
+  const rel = path.relative(path.dirname(link), path.resolve(from, target));
+  if (rel === target) return;
+  unlinkSync(link);
+  symlinkSync(rel, link);
 }

@@ -16,10 +16,11 @@ function age(iso: string): string {
 }
 
 function table(io: Io, list: CheckpointInfo[]): void {
-  io.stdout.write(`${['ID', 'CONTAINER', 'AGE', 'SIZE', 'FROZEN', 'PARENT'].join('\t')}\n`);
+  io.stdout.write(`${['ID', 'CONTAINER', 'AGE', 'SIZE', 'FROZEN', 'PARENT', 'MEMORY'].join('\t')}\n`);
   for (const c of list) {
     const frozen = c.timings.frozenMs !== undefined ? ms(c.timings.frozenMs) : '-';
-    io.stdout.write(`${[c.id, c.container.name, age(c.createdAt), `${(c.sizeBytes / 2 ** 20).toFixed(1)}MiB`, frozen, c.parent ?? '-'].join('\t')}\n`);
+    const memory = c.imagesParent ? `changes since ${c.imagesParent}` : 'full';
+    io.stdout.write(`${[c.id, c.container.name, age(c.createdAt), `${(c.sizeBytes / 2 ** 20).toFixed(1)}MiB`, frozen, c.parent ?? '-', memory].join('\t')}\n`);
   }
 }
 

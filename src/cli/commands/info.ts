@@ -1,3 +1,4 @@
+import { trackingSupport, type TrackingSupport } from '../../core/checkpoint/tracking.js';
 import { BACKGROUND_MIN_BYTES, captureMode, type CaptureModeInfo } from '../../core/state/capture-mode.js';
 import { probe, type Capabilities } from '../../core/probe.js';
 import { layout, type Layout } from '../../drivers/layout.js';
@@ -31,7 +32,7 @@ interface ServiceInfo {
   /** Pid of the running service; absent when it is not running (it starts on the next clone). */
   pid?: number;
   idleSeconds: number;
-  capture: { freezer: string; images: string; memory: CaptureModeInfo };
+  capture: { freezer: string; images: string; memory: CaptureModeInfo; checkpoints: TrackingSupport };
 }
 
 /** The capture mode as a rule: with TFORK_CAPTURE=auto it depends on each source's size. */
@@ -52,6 +53,7 @@ function serviceInfo(): ServiceInfo {
     capture: {
       freezer: 'polled from 50 us, doubling (criu-modules/patches/0002)',
       memory: captureModeForInfo(podman.layout),
+      checkpoints: trackingSupport(podman.layout),
       images: process.env.TFORK_IMAGES_IN === 'disk' ? 'storage filesystem (TFORK_IMAGES_IN=disk)' : `${podman.layout.shmStaging} when they fit in a quarter of free memory, else the storage filesystem`,
     },
   };
@@ -88,6 +90,7 @@ function render(io: Io, c: Capabilities, p: { info?: PodmanInfo; error?: string 
     w(`  images       ${s.capture.images}`);
     w(`  freezer      ${s.capture.freezer}`);
     w(`  capture      ${s.capture.memory.mode}: ${s.capture.memory.reason}`);
+    w(`  checkpoints  ${s.capture.checkpoints.ok ? 'incremental' : 'full'}: ${s.capture.checkpoints.reason}`);
   }
   w(`clone tier: ${c.tier.level} ${c.tier.name}: ${c.tier.reason}`);
   if (c.missing.length) {

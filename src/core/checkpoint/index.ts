@@ -24,7 +24,8 @@ import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
 import { recoverContainer } from '../recover.js';
-import { checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
+import { chainLength, checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
+import { planTracking, stopTracking, trackingSupport, writeBaseline } from './tracking.js';
 
 export type { CheckpointInfo } from './store.js';
 
@@ -58,14 +59,22 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
   journal.add({ kind: 'scratch', path: scratch });
   journal.add({ kind: 'thaw', containerId: src.id, name: src.name, bundle: src.bundle });
   try {
+    // Incremental when this host can track written pages; the tracking takes the userfaultfd,
+    // so such checkpoints are captured frozen (an incremental dump writes little while frozen).
+    const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
     // A container that is stopped afterwards gains nothing from running on while its pages are written.
-    const capture = o.stop ? 'frozen' : captureMode(l, process.env, containerMemoryBytes(src.pid)).mode;
+    const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env, containerMemoryBytes(src.pid)).mode;
+    if (capture === 'background' || o.stop) await stopTracking(l, src.id);
     const state = await captureState(podman, l, src, scratch, {
       leaveRunning: !o.stop,
       tcpClose: o.tcpClose ?? true,
       ghostLimit: DEFAULT_GHOST_LIMIT,
       signal: o.signal,
       background: capture === 'background',
+      trackWritten: tracking && {
+        dir: tracking.dir,
+        parentImages: tracking.parent ? checkpointState(l, tracking.parent).state.images : undefined,
+      },
     });
     if (!o.stop) thaw(src.id);
     const id = newCheckpointId();
@@ -78,8 +87,11 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
       parent: headOf(l, src.id),
       timings: { ...state.timings, totalMs: performance.now() - t0 },
       capture,
+      imagesParent: tracking?.parent,
+      memory: tracking?.reason,
     });
     setHead(l, src.id, id);
+    if (tracking) writeBaseline(tracking.dir, id);
     journal.end();
     return info;
   } catch (err) {
@@ -160,6 +172,8 @@ async function rollInto(
     await killPointAfter('stop', podman.mode === 'rest' ? 50 : 0);
     await stopping;
     const stopMs = performance.now() - t0;
+    // The restored processes are new: what the old ones wrote is no measure for the next checkpoint.
+    await stopTracking(l, target.id);
     phase = 'place';
     const t = targetOf(l, target.id);
     await placeState(state, t, { signal, linksIn: scratch });

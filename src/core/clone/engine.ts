@@ -37,6 +37,7 @@ import { placeState, restoreContainer, restoreImported, targetOf } from '../stat
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
 import { captureMode, type CaptureModeInfo } from '../state/capture-mode.js';
+import { holderPid, trackDir } from '../checkpoint/tracking.js';
 import { containerMemoryBytes } from '../../drivers/memory.js';
 
 export interface CopyReport {
@@ -140,7 +141,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const shm = !persist ? memoryScratch(l, sourceBytes) : undefined;
     if (shm) tx.onRollback('images in memory', () => discardScratch(shm), tx.intend({ kind: 'scratch', path: shm }));
     const imagesIn: 'memory' | 'disk' = shm ? 'memory' : 'disk';
-    const capture = captureMode(l, process.env, sourceBytes);
+    const capture = keepTracking(l, src.id, captureMode(l, process.env, sourceBytes));
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.
@@ -305,4 +306,14 @@ async function freeHostPorts(ports: PublishedPort[], copies: number): Promise<Pu
     out.push(mine);
   }
   return out;
+}
+
+/**
+ * A source whose checkpoints track written pages (checkpoint/tracking.ts) is
+ * captured frozen: background capture would need the userfaultfd the tracking
+ * holds, and ending the tracking makes its next checkpoint a full one.
+ */
+function keepTracking(l: Layout, sourceId: string, m: CaptureModeInfo): CaptureModeInfo {
+  if (m.mode !== 'background' || !holderPid(trackDir(l, sourceId))) return m;
+  return { mode: 'frozen', reason: "the source's checkpoints track its written pages (incremental): background capture would end that, so the source stays frozen until every page is written" };
 }

@@ -37,11 +37,12 @@ export const USERFAULTFD_DEVICE = '/dev/userfaultfd';
 export const BACKGROUND_MIN_BYTES = 256 * 2 ** 20;
 
 /**
- * Whether the installed CRIU knows --background-pages: its binary carries the
- * option's name. Read once per build of the binary (the answer is kept beside
- * the stamps, keyed by size and mtime), since a clone must not pay a 6 MB read.
+ * Whether the installed CRIU knows `--<option>` (an option of one of the
+ * project's patches): its binary carries the option's name. Read once per
+ * build of the binary (the answer is kept beside the stamps, keyed by size
+ * and mtime), since a clone must not pay a 6 MB read.
  */
-export function criuHasBackgroundPages(l: Layout): boolean {
+export function criuHasOption(l: Layout, option: string): boolean {
   const bin = installedBinary(l, CRIU);
   let key: string;
   try {
@@ -50,14 +51,14 @@ export function criuHasBackgroundPages(l: Layout): boolean {
   } catch {
     return false;
   }
-  const memo = path.join(l.stampDir, 'criu-background-pages');
+  const memo = path.join(l.stampDir, `criu-option-${option}`);
   try {
     const [k, v] = readFileSync(memo, 'utf8').trim().split(' ');
     if (k === key) return v === 'yes';
   } catch {
     // not recorded yet
   }
-  const has = readFileSync(bin).includes(`--${BACKGROUND_PAGES_OPTION}`);
+  const has = readFileSync(bin).includes(`--${option}`);
   try {
     mkdirSync(l.stampDir, { recursive: true });
     writeFileSync(memo, `${key} ${has ? 'yes' : 'no'}\n`);
@@ -66,6 +67,9 @@ export function criuHasBackgroundPages(l: Layout): boolean {
   }
   return has;
 }
+
+/** Whether the installed CRIU has background capture (patch 0003). */
+export const criuHasBackgroundPages = (l: Layout): boolean => criuHasOption(l, BACKGROUND_PAGES_OPTION);
 
 /**
  * The mode a capture of a source holding `sourceBytes` (anonymous and shared

@@ -29,6 +29,7 @@ import { assertDumpable } from '../validate/index.js';
 import { TforkError } from '../../errors.js';
 import { killPointAfter } from '../fault.js';
 import { BACKGROUND_PAGES_OPTION } from './capture-mode.js';
+import { TRACK_WRITTEN_OPTION } from '../checkpoint/tracking.js';
 
 export interface CapturedState {
   /** The scratch directory holding all of it. */
@@ -76,6 +77,11 @@ export interface CaptureOptions {
    * frozen only while they are drained and write-protected.
    */
   background?: boolean;
+  /**
+   * Incremental checkpoints (checkpoint/tracking.ts): CRIU's --track-written
+   * directory, and the images this dump writes only the changes against.
+   */
+  trackWritten?: { dir: string; parentImages?: string };
 }
 
 const BTRFS = '/usr/bin/btrfs';
@@ -175,6 +181,8 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     // restore of ours closes those connections (tcp-close), so the lock buys nothing then.
     ...(o.tcpClose ? ['network-lock skip'] : []),
     ...(o.background ? [BACKGROUND_PAGES_OPTION] : []),
+    ...(o.trackWritten ? [`${TRACK_WRITTEN_OPTION} ${o.trackWritten.dir}`] : []),
+    ...(o.trackWritten?.parentImages ? [`prev-images-dir ${o.trackWritten.parentImages}`] : []),
     ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : []),
   ];
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));

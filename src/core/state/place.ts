@@ -15,7 +15,7 @@ import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
 import { restoreRegistered, storageLayer, writeCloneConfig } from '../../drivers/containers.js';
 import { removeContainerCriuConf, writeContainerCriuConf, writeCriuShim } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
-import { linkTree, removeTree } from '../../drivers/files.js';
+import { linkTree, relinkRelative, removeTree } from '../../drivers/files.js';
 import { TforkError } from '../../errors.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
 import { CLONE_ANNOTATION } from '../setup/hooks.js';
@@ -52,6 +52,8 @@ export async function placeState(state: CapturedState, t: Target, o: { signal?: 
   const links = path.join(o.linksIn, t.id);
   rmSync(links, { recursive: true, force: true });
   linkTree(state.images, links);
+  // An incremental checkpoint's parent link, relative to the stored images: from here instead.
+  relinkRelative(path.join(links, 'parent'), state.images);
   symlinkSync(links, images);
   const shm = path.join(t.bundle, 'devshm-checkpoint.tar');
   if (state.devshm) copyFileSync(state.devshm, shm);
