@@ -19,6 +19,7 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_PODMAN_SERVICE_IDLE', description: 'seconds without requests after which the podman service (socket $TFORK_RUN_DIR/podman.sock) exits (default 120)' },
   { name: 'TFORK_SHM_DIR', description: 'tmpfs where a live clone keeps the CRIU images all its copies read, when they fit (default /dev/shm/podman-tfork)' },
   { name: 'TFORK_CAPTURE', description: 'auto (default): for a source holding 256 MiB or more, write its memory pages after it runs on (background capture, where /dev/userfaultfd and the patched CRIU allow it; `info` says); background: do so for every source; frozen: keep the source frozen until every page is written (the stock dump)' },
+  { name: 'TFORK_INCREMENTAL', description: '0: every `checkpoint create` writes all memory. Default: after the first, a checkpoint writes only the pages written since the previous one (userfaultfd write tracking, Linux 6.7+ and the patched CRIU; `info` says); such checkpoints are captured frozen' },
   { name: 'TFORK_IMAGES_IN', description: 'disk: keep a live clone\'s CRIU images on the storage filesystem even when they would fit in memory' },
   { name: 'TFORK_SKIP_DUMP_CHECK', description: '1: skip the check (also run by `doctor`) that refuses a capture when a process is in a nested namespace or holds io_uring or a device CRIU cannot dump' },
   { name: 'TFORK_SCREEN', description: 'osworld and osworld-core images (podman run -e): the X screen, WxHxDEPTH (default 1920x1080x24; osworld-core 1280x800x24)' },

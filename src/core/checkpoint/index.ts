@@ -25,7 +25,7 @@ import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
 import { recoverContainer } from '../recover.js';
 import { chainLength, checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
-import { planTracking, stopTracking, trackingSupport, writeBaseline } from './tracking.js';
+import { planTracking, stopTracking, trackingSupport, withTrackingLock, writeBaseline } from './tracking.js';
 
 export type { CheckpointInfo } from './store.js';
 
@@ -59,39 +59,44 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
   journal.add({ kind: 'scratch', path: scratch });
   journal.add({ kind: 'thaw', containerId: src.id, name: src.name, bundle: src.bundle });
   try {
-    // Incremental when this host can track written pages; the tracking takes the userfaultfd,
-    // so such checkpoints are captured frozen (an incremental dump writes little while frozen).
-    const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
-    // A container that is stopped afterwards gains nothing from running on while its pages are written.
-    const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env, containerMemoryBytes(src.pid)).mode;
-    if (capture === 'background' || o.stop) await stopTracking(l, src.id);
-    const state = await captureState(podman, l, src, scratch, {
-      leaveRunning: !o.stop,
-      tcpClose: o.tcpClose ?? true,
-      ghostLimit: DEFAULT_GHOST_LIMIT,
-      signal: o.signal,
-      background: capture === 'background',
-      trackWritten: tracking && {
-        dir: tracking.dir,
-        parentImages: tracking.parent ? checkpointState(l, tracking.parent).state.images : undefined,
-      },
+    // One checkpoint of a container at a time from planning to its baseline (tracking.ts): a
+    // checkpoint written against X must be dumped by the CRIU that took over X's tracking.
+    const info = await withTrackingLock(l, src, o.signal, async () => {
+      // Incremental when this host can track written pages; the tracking takes the userfaultfd,
+      // so such checkpoints are captured frozen (an incremental dump writes little while frozen).
+      const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
+      // A container that is stopped afterwards gains nothing from running on while its pages are written.
+      const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env, containerMemoryBytes(src.pid)).mode;
+      if (capture === 'background' || o.stop) await stopTracking(l, src.id);
+      const state = await captureState(podman, l, src, scratch, {
+        leaveRunning: !o.stop,
+        tcpClose: o.tcpClose ?? true,
+        ghostLimit: DEFAULT_GHOST_LIMIT,
+        signal: o.signal,
+        background: capture === 'background',
+        trackWritten: tracking && {
+          dir: tracking.dir,
+          parentImages: tracking.parent ? checkpointState(l, tracking.parent).state.images : undefined,
+        },
+      });
+      if (!o.stop) thaw(src.id);
+      const id = newCheckpointId();
+      journal.add({ kind: 'stored-checkpoint', id, path: path.join(l.checkpointStore, id) });
+      const info = storeCheckpoint(l, state, {
+        id,
+        container: { id: src.id, name: src.name },
+        image: src.image,
+        createdAt: new Date().toISOString(),
+        parent: headOf(l, src.id),
+        timings: { ...state.timings, totalMs: performance.now() - t0 },
+        capture,
+        imagesParent: tracking?.parent,
+        memory: tracking?.reason,
+      });
+      setHead(l, src.id, id);
+      if (tracking) writeBaseline(tracking.dir, id);
+      return info;
     });
-    if (!o.stop) thaw(src.id);
-    const id = newCheckpointId();
-    journal.add({ kind: 'stored-checkpoint', id, path: path.join(l.checkpointStore, id) });
-    const info = storeCheckpoint(l, state, {
-      id,
-      container: { id: src.id, name: src.name },
-      image: src.image,
-      createdAt: new Date().toISOString(),
-      parent: headOf(l, src.id),
-      timings: { ...state.timings, totalMs: performance.now() - t0 },
-      capture,
-      imagesParent: tracking?.parent,
-      memory: tracking?.reason,
-    });
-    setHead(l, src.id, id);
-    if (tracking) writeBaseline(tracking.dir, id);
     journal.end();
     return info;
   } catch (err) {

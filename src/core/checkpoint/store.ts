@@ -22,6 +22,7 @@ import { writeFileAtomic } from '../../drivers/archive.js';
 import { TforkError } from '../../errors.js';
 import { discardScratch, type CapturedState } from '../state/capture.js';
 import { relinkRelative } from '../../drivers/files.js';
+import { withTrackingLock } from './tracking.js';
 import { killPoint } from '../fault.js';
 import { pidAlive } from '../../drivers/host.js';
 
@@ -135,6 +136,11 @@ export function listStored(l: Layout): CheckpointInfo[] {
 }
 
 export async function removeStored(l: Layout, id: string): Promise<void> {
+  const first = readRecord(l, id);
+  await withTrackingLock(l, first.container, undefined, () => removeUnlocked(l, id));
+}
+
+async function removeUnlocked(l: Layout, id: string): Promise<void> {
   let rec: Record_ | undefined = readRecord(l, id);
   const all = allRecords(l);
   if (all.some((r) => r.rec.imagesParent === id)) {

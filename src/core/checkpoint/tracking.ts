@@ -25,6 +25,7 @@ import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { writeFileAtomic } from '../../drivers/archive.js';
 import { pidAlive } from '../../drivers/host.js';
+import { withLock } from '../../drivers/lock.js';
 import { criuHasOption, USERFAULTFD_DEVICE } from '../state/capture-mode.js';
 
 /** The CRIU option of patch 0006. */
@@ -83,8 +84,25 @@ export function readBaseline(dir: string): string | undefined {
   }
 }
 
+/**
+ * Record that the tracking in `dir` started at `checkpointId`, unless its
+ * holder is gone (a rollback ended it meanwhile): then the next checkpoint is
+ * full.
+ */
 export function writeBaseline(dir: string, checkpointId: string): void {
+  mkdirSync(dir, { recursive: true });
   writeFileAtomic(path.join(dir, 'baseline'), `${checkpointId}\n`);
+  if (!holderPid(dir)) dropBaseline(dir);
+}
+
+/**
+ * Checkpoints of one container, from planning to the baseline, and removals
+ * of its checkpoints, one at a time: a checkpoint must not be written
+ * against one that is being removed, nor against a tracking another
+ * checkpoint has re-armed meanwhile.
+ */
+export function withTrackingLock<T>(l: Layout, c: { id: string; name: string }, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  return withLock(l, `track-${c.id}`, { what: `the checkpoints of ${c.name}`, signal }, fn);
 }
 
 function dropBaseline(dir: string): void {
