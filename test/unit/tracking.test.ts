@@ -19,7 +19,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const CONTAINER = { id: 'c'.repeat(64), name: 'box' };
 
-/** A stored checkpoint with a pages file of `bytes`, written against `imagesParent` if given. */
+/** A stored checkpoint with a small pages file, written against `imagesParent` if given. */
 function store(id: string, imagesParent?: string): void {
   const dir = path.join(l.staging, `capture-${id}`);
   const images = path.join(dir, 'images');
