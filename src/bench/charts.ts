@@ -18,7 +18,7 @@ export interface ChartFile {
   svg: string;
 }
 
-const COLOR: Record<ContenderId, string> = { engine: '#1f77b4', stock: '#d62728', 'engine+persist': '#2ca02c', 'engine-frozen': '#9467bd' };
+const COLOR: Record<ContenderId, string> = { engine: '#1f77b4', stock: '#d62728', 'engine+persist': '#2ca02c', 'engine-frozen': '#9467bd', 'engine-tier1': '#ff7f0e' };
 
 function point(x: number, s: Summary | undefined): Point[] {
   return s ? [{ x, y: s.median / 1000, min: s.min / 1000, max: s.max / 1000 }] : [];

@@ -4,6 +4,8 @@
  *   engine+persist  the same with --persistent=async, then `persist wait` for the durable archive
  *   engine-frozen   the engine with TFORK_CAPTURE=frozen: the stock full dump, the source frozen until
  *                   every page is written (the engine's own way before background capture)
+ *   engine-tier1    the engine with TFORK_GRAFT=0, where the engine grafts (tier 2, clone/tier.ts):
+ *                   every copy restores the source's pages
  *   stock           podman container checkpoint --leave-running --file-locks --export F --compress none,
  *                   then N x podman container restore --file-locks --import F --name NAME, all at once
  *                   (the engine restores all copies at once too, and carries file locks too)
@@ -18,12 +20,13 @@ import type { Podman } from '../drivers/podman.js';
 import { TforkError } from '../errors.js';
 import { parseCheckpointStats, parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 
-export type ContenderId = 'engine' | 'stock' | 'engine-frozen' | 'engine+persist';
+export type ContenderId = 'engine' | 'stock' | 'engine-frozen' | 'engine-tier1' | 'engine+persist';
 /**
  * In the order they run within a repetition (engine+persist only when asked for and available;
- * engine-frozen, the engine with TFORK_CAPTURE=frozen, only where the engine captures in the background).
+ * engine-frozen, the engine with TFORK_CAPTURE=frozen, only where the engine captures in the background;
+ * engine-tier1 only where the engine grafts).
  */
-export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine-frozen', 'engine+persist'];
+export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine-frozen', 'engine-tier1', 'engine+persist'];
 
 export interface ContenderRun {
   /** From the command's start until all N copies run (what a user waits for). */
@@ -61,13 +64,14 @@ export function lastLine(s: string): string {
 
 /**
  * The engine; with `persistent`, also a durable archive written in the background, waited for;
- * with `frozen`, capturing the stock way (TFORK_CAPTURE=frozen).
+ * with `frozen`, capturing the stock way (TFORK_CAPTURE=frozen); with `stockTier`, every copy
+ * restoring its pages (TFORK_GRAFT=0).
  */
-export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, o: { persistent?: boolean; frozen?: boolean } = {}): Promise<ContenderRun> {
+export async function runEngine(ctx: ContenderContext, source: string, base: string, copies: number, o: { persistent?: boolean; frozen?: boolean; stockTier?: boolean } = {}): Promise<ContenderRun> {
   const persistent = !!o.persistent;
   const argv = [ctx.cli, 'container', 'clone', '--live', `--copies=${copies}`, '--name', base, '--format', 'json', ...(persistent ? ['--persistent=async'] : []), source];
   const t0 = performance.now();
-  const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal, env: o.frozen ? { TFORK_CAPTURE: 'frozen' } : {} });
+  const r = await run(process.execPath, argv, { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal, env: { ...(o.frozen ? { TFORK_CAPTURE: 'frozen' } : {}), ...(o.stockTier ? { TFORK_GRAFT: '0' } : {}) } });
   const wallMs = performance.now() - t0;
   let report: CloneReport & { error?: { message?: string } };
   try {

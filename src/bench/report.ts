@@ -36,6 +36,10 @@ export interface Ratio extends SetKey {
   frozenRatio?: Summary;
   /** stock wall / engine+persist wall (the engine also writing a durable archive, as stock's export is). */
   persistSpeedup?: Summary;
+  /** Where the engine grafts: engine-tier1 wall / engine wall, pair by pair. */
+  tierSpeedup?: Summary;
+  /** engine-tier1 PSS per clone / engine PSS per clone. */
+  tierPss?: Summary;
 }
 
 export interface Slope {
@@ -107,6 +111,17 @@ function ratio(key: SetKey, samples: Sample[]): Ratio {
     speedup: summarize(pairs.map(([e, b]) => b.wallMs! / e.wallMs!)),
     frozenRatio: summarize(pairs.map(([e, b]) => (e.frozenMs && b.frozenMs ? b.frozenMs / e.frozenMs : undefined))),
     persistSpeedup: summarize(pairsWith('engine+persist').map(([e, b]) => b.wallMs! / e.wallMs!)),
+    ...tierRatios(of('engine'), of('engine-tier1')),
+  };
+}
+
+/** The engine on tier 2 against itself on tier 1, repetition by repetition. */
+function tierRatios(engine: Sample[], tier1: Sample[]): Pick<Ratio, 'tierSpeedup' | 'tierPss'> {
+  const pairs = engine.flatMap((e) => tier1.filter((t) => t.rep === e.rep).map((t) => [e, t] as const));
+  if (!pairs.length) return {};
+  return {
+    tierSpeedup: summarize(pairs.map(([e, t]) => t.wallMs! / e.wallMs!)),
+    tierPss: summarize(pairs.map(([e, t]) => (e.memoryPerClone && t.memoryPerClone ? t.memoryPerClone.pssKiB / e.memoryPerClone.pssKiB : undefined))),
   };
 }
 

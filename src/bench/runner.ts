@@ -103,7 +103,7 @@ export async function runSet(ctx: RunnerContext, key: SetKey, reps: number, samp
 }
 
 async function measure(ctx: RunnerContext, key: SetKey, source: string, contender: ContenderId, rep: number, pause: PauseProbe): Promise<Sample> {
-  const base = `${source}-${{ engine: 'a', stock: 'b', 'engine+persist': 'c', 'engine-frozen': 'd' }[contender]}${rep}`;
+  const base = `${source}-${{ engine: 'a', stock: 'b', 'engine+persist': 'c', 'engine-frozen': 'd', 'engine-tier1': 'e' }[contender]}${rep}`;
   const names = cloneNames(source, key.copies, base);
   const sample: Sample = { ...key, rep, contender, startedAt: new Date().toISOString(), ok: false };
   let result: ContenderRun | undefined;
@@ -119,7 +119,7 @@ async function measure(ctx: RunnerContext, key: SetKey, source: string, contende
       result =
         contender === 'stock'
           ? await runStock(ctx, source, names)
-          : await runEngine(ctx, source, base, key.copies, { persistent: contender === 'engine+persist', frozen: contender === 'engine-frozen' });
+          : await runEngine(ctx, source, base, key.copies, { persistent: contender === 'engine+persist', frozen: contender === 'engine-frozen', stockTier: contender === 'engine-tier1' });
     } catch (err) {
       sample.failedAt = 'clone';
       throw err;

@@ -59,6 +59,7 @@ export function renderTable(t: TableInput): string {
       ? 'engine+persist = engine with --persistent=async; "durable" = until `persist wait` returns (stock: until the export is written)'
       : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
     ...(t.contenders.includes('engine-frozen') ? ['engine-frozen  = engine with TFORK_CAPTURE=frozen: the source frozen until every page is written (the engine before background capture)'] : []),
+    ...(t.contenders.includes('engine-tier1') ? ['engine-tier1   = engine with TFORK_GRAFT=0: every copy restores the pages (tier 1), where the engine grafts them (tier 2)'] : []),
     `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only, each started after an untimed sync; frozen: CRIU's frozen_time; paused inside: the longest stop a probe in the source saw (it wakes every 1 ms); freezing: CRIU's freezing_time (median); memory: MiB per clone right after cloning (median), and the source's own`,
     '',
   ];
@@ -86,10 +87,12 @@ export function renderTable(t: TableInput): string {
   out.push(columns([head, ...body]), '');
   out.push('speedup = stock wall / engine wall, pair by pair (repetition r against repetition r); frozen ratio = stock frozen / engine frozen;');
   out.push('with persist = stock wall / engine+persist wall');
+  const tier = t.results.ratios.some((r) => r.tierSpeedup);
+  if (tier) out.push('vs tier 1 = engine-tier1 wall / engine wall; PSS vs tier 1 = engine-tier1 PSS per clone / engine PSS per clone');
   out.push(
     columns([
-      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist'],
-      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup)]),
+      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist', ...(tier ? ['vs tier 1', 'PSS vs tier 1'] : [])],
+      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup), ...(tier ? [times(r.tierSpeedup), times(r.tierPss)] : [])]),
     ]),
     '',
   );

@@ -9,6 +9,7 @@ import { criuCheck, criuFeatures, criuVersion, type CriuCheck } from '../drivers
 import { cgroupMode, isRoot, kernelRelease, loadedModules, modulesSupported, type CgroupMode } from '../drivers/host.js';
 import { storageState } from './setup/storage.js';
 import { CRIU, CRUN, installedBinary } from './setup/toolchain.js';
+import { graftAvailable } from './clone/tier.js';
 
 export interface ToolInfo {
   path: string;
@@ -34,14 +35,6 @@ export interface Capabilities {
 
 /** Kernel modules of the project (criu-modules/kernel/). */
 export const PROJECT_MODULES: string[] = ['tfork_graft'];
-
-/** Why clones do not share pages copy-on-write through tfork_graft here. */
-export function kernelTierOff(m: Capabilities['modules']): string {
-  if (!m.loadable)
-    return 'kernel tier off: this kernel cannot load modules (no /proc/modules: CONFIG_MODULES is off), so tfork_graft is only exercised in a QEMU guest (npm run test:kernel)';
-  if (m.loaded.length === 0) return 'kernel tier off: tfork_graft is not loaded';
-  return 'kernel tier off: tfork_graft is loaded, but clones do not graft through it yet';
-}
 
 function firstLine(s: string): string | undefined {
   return s.split('\n').find((l) => l.trim())?.trim();
@@ -97,8 +90,11 @@ export async function probe(l: Layout = defaultLayout(), o: { criuDetails?: bool
   if (st.fs !== 'btrfs' || !st.mounted) missing.push({ what: `btrfs storage at ${l.graphroot}`, fix: 'podman-tfork setup' });
 
   const engineReady = root && !!podman && !!criu && !!crun?.criu && setupDone && st.fs === 'btrfs';
+  const graft = graftAvailable(l);
   const tier: Capabilities['tier'] = !engineReady
     ? { level: 0, name: 'none', reason: 'live clone needs the items listed as missing' }
-    : { level: 1, name: 'stock-kernel', reason: `CRIU dump once + btrfs snapshots + parallel restores; ${kernelTierOff(modules)}` };
+    : graft.ok
+      ? { level: 2, name: 'graft', reason: `CRIU dump without the private anonymous pages + btrfs snapshots + parallel restores grafting them; ${graft.reason}` }
+      : { level: 1, name: 'stock-kernel', reason: `CRIU dump once + btrfs snapshots + parallel restores; kernel tier off: ${graft.reason}` };
   return { root, kernel: kernelRelease(), cgroupMode: cgroupMode(), setupDone, podman, conmon, crun, runc, criu, storage, modules, tier, missing };
 }

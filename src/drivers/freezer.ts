@@ -28,3 +28,24 @@ export function thaw(containerId: string): boolean {
   writeFileSync(f, f.endsWith('cgroup.freeze') ? '0' : 'THAWED');
   return true;
 }
+
+/**
+ * Freeze the container's cgroup and wait until every process is frozen
+ * (cgroup v1 reports FREEZING until then). A freeze that does not complete in
+ * `timeoutMs` is undone and reported.
+ */
+export async function freeze(containerId: string, timeoutMs = 10_000): Promise<void> {
+  const f = freezerStateFile(containerId);
+  if (!f) throw new Error(`no freezer cgroup found for container ${containerId.slice(0, 12)}`);
+  const v2 = f.endsWith('cgroup.freeze');
+  writeFileSync(f, v2 ? '1' : 'FROZEN');
+  const done = () => (v2 ? /^frozen 1$/m.test(readFileSync(path.join(path.dirname(f), 'cgroup.events'), 'utf8')) : readFileSync(f, 'utf8').trim() === 'FROZEN');
+  const start = performance.now();
+  for (let step = 0.2; !done(); step = Math.min(step * 2, 20)) {
+    if (performance.now() - start > timeoutMs) {
+      thaw(containerId);
+      throw new Error(`the cgroup freezer did not freeze container ${containerId.slice(0, 12)} within ${timeoutMs} ms (${f})`);
+    }
+    await new Promise((r) => setTimeout(r, step));
+  }
+}

@@ -9,6 +9,7 @@ import { Podman } from '../../src/drivers/podman.js';
 import { run } from '../../src/drivers/exec.js';
 import { pixelDiff, screenshot as screenshotOf } from '../../src/bench/screen.js';
 import path from 'node:path';
+import { expect } from 'vitest';
 
 /**
  * Everything a test run creates carries this label; the value is the run, so a
@@ -122,4 +123,14 @@ export async function leaks(): Promise<Set<string>> {
 /** Leaks present now that were not in `before`. */
 export async function newLeaks(before: Set<string>): Promise<string[]> {
   return [...(await leaks())].filter((x) => !before.has(x));
+}
+
+/**
+ * TFORK_EXPECT_TIER (the kernel lane sets it in its guest, where tfork_graft
+ * is loaded): the tier every live clone of the run must report, so that a
+ * clone quietly falling back to the stock tier fails the run.
+ */
+export function expectTier(report: { tier?: { level: number; reason: string } }): void {
+  const want = process.env.TFORK_EXPECT_TIER;
+  if (want) expect(report.tier?.level, `clone tier (${report.tier?.reason})`).toBe(Number(want));
 }

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, CLI, engineGate, leaks, newLeaks, exec, pixelDiff, podman, run, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
+import { cli, CLI, engineGate, expectTier, leaks, newLeaks, exec, pixelDiff, podman, run, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
 import { servicePaths } from '../../src/drivers/podman-api.js';
 import { layout } from '../../src/drivers/layout.js';
 import { pidAlive } from '../../src/drivers/host.js';
+import { graftAvailable } from '../../src/core/clone/tier.js';
 import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
 
 const skip = await engineGate('live clone');
@@ -34,6 +35,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
     const r = await clone(['--copies=3', '--name', `${src}-c`, src]);
     expect(r.exitCode, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
+    expectTier(report);
     const names: string[] = report.copies.map((c: { name: string }) => c.name);
     expect(names).toEqual([`${src}-c-0`, `${src}-c-1`, `${src}-c-2`]);
     expect(report.copies.every((c: { state: string }) => c.state === 'running')).toBe(true);
@@ -82,6 +84,8 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
     const r2 = await clone(['--name', `${src}-g2`, `${src}-g1`]);
     try {
       expect(r2.exitCode, r2.stderr).toBe(0);
+      expectTier(JSON.parse(r1.stdout));
+      expectTier(JSON.parse(r2.stdout));
       const v = await count(`${src}-g2`);
       await sleep(400);
       expect(await count(`${src}-g2`)).toBeGreaterThan(v);
@@ -189,14 +193,15 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
     expect(await newLeaks(before)).toEqual([]);
   });
 
-  for (const fault of ['freeze', 'dump', 'snapshot', 'register', 'restore:1', 'thaw']) {
+  // graft:1 (tier 2): the second copy's restore grafts from a process that does not exist.
+  for (const fault of ['freeze', 'dump', 'snapshot', 'register', 'restore:1', 'thaw', ...(graftAvailable(layout()).ok ? ['graft:1'] : [])]) {
     it(`fault at ${fault}: clear error naming the phase, nothing left behind, source running`, async () => {
       const before = await leaks();
       const base = `${src}-f`;
       const r = await cli(['container', 'clone', '--live', '--copies=2', '--name', base, '--format', 'json', src], { env: { TFORK_FAULT: fault } });
       expect(r.exitCode).toBe(125);
       const err = JSON.parse(r.stdout).error;
-      expect(err.phase).toBe(fault === 'freeze' ? 'dump' : fault);
+      expect(err.phase).toBe(fault === 'freeze' ? 'dump' : fault === 'graft:1' ? 'restore:1' : fault);
       expect(err.message.length).toBeGreaterThan(10);
       const left = (await podman().run(['ps', '-a', '--format', '{{.Names}}'])).stdout.split('\n').filter((n) => n.startsWith(base));
       expect(left).toEqual([]);
@@ -222,6 +227,7 @@ describe.skipIf(skip)('container clone --live (W2 desktop, 4 ways)', () => {
     await sleep(1000);
     const r = await clone(['--copies=4', '--name', `${src}-d`, src]);
     expect(r.exitCode, r.stderr).toBe(0);
+    expectTier(JSON.parse(r.stdout));
     const names = JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name) as string[];
     try {
       const ref = await screenshot(src);

@@ -40,6 +40,7 @@ function summary(io: Io, r: CloneReport): void {
     `${isInteractive(io) ? '\r\x1b[2K' : ''}cloned ${r.source.name} into ${r.copies.length} in ${ms(t.totalMs)}: dump ${ms(t.dumpMs)}` +
       (t.frozenMs !== undefined ? ` (source frozen ${ms(t.frozenMs)}, snapshot ${ms(t.snapshotMs ?? 0)})` : '') +
       `, copies ${ms(t.copiesMs)} (restore max ${ms(Math.max(...restores))})` +
+      `; tier ${r.tier.level} (${r.tier.name})` +
       (r.persistent ? `; durable checkpoint ${r.persistent.state}${t.persistMs !== undefined ? ` in ${ms(t.persistMs)}` : ''}: ${r.persistent.path}` : '') +
       '\n',
   );

@@ -1,17 +1,23 @@
 /**
- * The live clone engine (stock-kernel tier):
+ * The live clone engine:
  *
  *   validate -> register (the N copies, from the source's spec, through the
  *               podman service, while the next steps run)
- *            -> capture (one CRIU dump, source left running, images on tmpfs
- *               when they fit; read-only btrfs snapshot of the rootfs while
- *               the source is frozen)
- *            -> thaw (CRIU resumed the source; verified, forced if needed)
+ *            -> [tier 2: freeze the source's cgroup]
+ *            -> capture (one CRIU dump, images on tmpfs when they fit;
+ *               read-only btrfs snapshot of the rootfs while the source is
+ *               frozen; tier 1 writes the pages, tier 2 leaves the private
+ *               anonymous ones in the source)
+ *            -> thaw (tier 1: CRIU resumed the source; verified, forced if
+ *               needed)
  *            -> per copy, in parallel: place the state (writable snapshot,
- *               links to the one image set), restore
+ *               links to the one image set), restore (tier 2: the restorer
+ *               grafts the frozen source's pages copy-on-write)
+ *            -> [tier 2: thaw, once every copy has grafted]
  *            -> persist (optional: a durable archive stock podman restores,
  *               written inline or by a detached writer)
  *
+ * The tier (clone/tier.ts) is chosen per clone and reported with its reason.
  * Every step registers its undo in a Transaction; any failure unwinds it,
  * thaws the source and names the phase with the tool's log excerpt. The
  * Transaction is journaled (core/journal.ts): what a step is about to make is
@@ -39,6 +45,7 @@ import { runPersist, startDetachedWriter } from '../persist/writer.js';
 import { captureMode, type CaptureModeInfo } from '../state/capture-mode.js';
 import { holderPid, trackDir } from '../checkpoint/tracking.js';
 import { containerMemoryBytes } from '../../drivers/memory.js';
+import { cloneTier, graftAvailable, type CloneTier } from './tier.js';
 
 export interface CopyReport {
   name: string;
@@ -57,11 +64,13 @@ export interface CloneReport {
   imagesIn: 'memory' | 'disk';
   /** How the source's memory was captured (capture-mode.ts) and why. */
   capture: CaptureModeInfo;
+  /** Which tier made the copies (clone/tier.ts) and why. */
+  tier: CloneTier;
   timings: {
     validateMs: number;
     /** podman checkpoint: freeze + dump + snapshot + resume. */
     dumpMs: number;
-    /** Source frozen: from CRIU's pre-dump hook to the end of the snapshot (an upper bound of the freeze). */
+    /** Source frozen: CRIU's frozen time (tier 1); from the freeze to the thaw after the last graft (tier 2). */
     frozenMs?: number;
     /** CRIU's freezing_time: from asking the cgroup freezer to all processes frozen. */
     freezingMs?: number;
@@ -141,7 +150,12 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const shm = !persist ? memoryScratch(l, sourceBytes) : undefined;
     if (shm) tx.onRollback('images in memory', () => discardScratch(shm), tx.intend({ kind: 'scratch', path: shm }));
     const imagesIn: 'memory' | 'disk' = shm ? 'memory' : 'disk';
-    const capture = keepTracking(l, src.id, captureMode(l, process.env, sourceBytes));
+    const tracked = !!holderPid(trackDir(l, src.id));
+    const tier = cloneTier(graftAvailable(l), { persistent: !!o.persistent, viaImport, tracked });
+    const grafted = tier.level === 2;
+    const capture: CaptureModeInfo = grafted
+      ? { mode: 'graft', reason: 'the private anonymous pages stay in the frozen source, and every copy grafts them' }
+      : keepTracking(tracked, captureMode(l, process.env, sourceBytes));
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.
@@ -163,7 +177,9 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     for (const r of registrations) r.catch(() => undefined);
     settle = () => Promise.allSettled(registrations);
 
-    // ---- freeze + dump + snapshot: one CRIU dump; the source keeps running.
+    // ---- freeze + dump + snapshot: one CRIU dump. On tier 1 the source keeps running; on
+    // tier 2 it is frozen first and stays frozen (CRIU leaves a frozen cgroup frozen) until
+    // every copy has grafted its pages.
     const [state] = await timed('dump', async () => {
       inject('freeze');
       return captureState(podman, l, src, scratch, {
@@ -173,6 +189,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
         exportTo: persist?.partFile,
         imagesDir: shm ? path.join(shm, 'images') : undefined,
         background: capture.mode === 'background',
+        graft: grafted,
         signal,
         fault: fault?.phase === 'dump' || fault?.phase === 'snapshot' ? fault.phase : undefined,
       }).catch((err) => {
@@ -182,14 +199,17 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       });
     });
 
-    // ---- thaw: CRIU resumed the source; make sure of it.
-    const [, thawMs] = await timed('thaw', async () => {
-      inject('thaw');
-      killPoint('thaw');
-      thaw(src.id);
-      const now = await inspectContainer(podman, src.id, { signal });
-      if (now.state !== 'running') throw new TforkError('E_INVALID_STATE', `the source is ${now.state} after the dump`);
-    });
+    // ---- thaw: CRIU resumed the source (tier 1; tier 2 thaws after the grafts); make sure of it.
+    const thawSource = () =>
+      timed('thaw', async () => {
+        inject('thaw');
+        killPoint('thaw');
+        thaw(src.id);
+        const now = await inspectContainer(podman, src.id, { signal });
+        if (now.state !== 'running') throw new TforkError('E_INVALID_STATE', `the source is ${now.state} after the dump`);
+      });
+    let thawMs = 0;
+    if (!grafted) [, thawMs] = await thawSource();
 
     // ---- the archive first when the copies are made from it.
     let persistMs: number | undefined;
@@ -207,6 +227,11 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
     });
+    let frozenMs = state.timings.frozenMs;
+    if (grafted) {
+      [, thawMs] = await thawSource();
+      frozenMs = performance.now() - state.timings.frozenSince!;
+    }
 
     async function makeCopy(i: number, name: string): Promise<void> {
       const rep = reports[i]!;
@@ -222,7 +247,14 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       });
       emit({ type: 'phase-start', phase: 'restore', copy: i });
       try {
-        rep.restoreMs = await restoreContainer(podman, target, { scratch, tag: String(i), tcpClose: o.tcpClose, signal, fault: fault?.phase === 'restore' && fault.copy === i });
+        rep.restoreMs = await restoreContainer(podman, target, {
+          scratch,
+          tag: String(i),
+          tcpClose: o.tcpClose,
+          signal,
+          fault: fault?.phase === 'restore' && fault.copy === i,
+          ...(grafted ? { graftFrom: src.pid, graftFault: fault?.phase === 'graft' && (fault.copy === undefined || fault.copy === i) } : {}),
+        });
       } catch (err) {
         rep.state = 'failed';
         rep.error = asTforkError(err).message;
@@ -276,7 +308,8 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       copies: reports,
       imagesIn,
       capture,
-      timings: { validateMs, dumpMs: state.timings.dumpMs, frozenMs: state.timings.frozenMs, freezingMs: state.timings.freezingMs, snapshotMs: state.timings.snapshotMs, thawMs, copiesMs, persistMs, totalMs: performance.now() - t0 },
+      tier,
+      timings: { validateMs, dumpMs: state.timings.dumpMs, frozenMs, freezingMs: state.timings.freezingMs, snapshotMs: state.timings.snapshotMs, thawMs, copiesMs, persistMs, totalMs: performance.now() - t0 },
       ...(persistent && o.persistent ? { persistent } : {}),
     };
   } catch (err) {
@@ -313,7 +346,7 @@ async function freeHostPorts(ports: PublishedPort[], copies: number): Promise<Pu
  * captured frozen: background capture would need the userfaultfd the tracking
  * holds, and ending the tracking makes its next checkpoint a full one.
  */
-function keepTracking(l: Layout, sourceId: string, m: CaptureModeInfo): CaptureModeInfo {
-  if (m.mode !== 'background' || !holderPid(trackDir(l, sourceId))) return m;
+function keepTracking(tracked: boolean, m: CaptureModeInfo): CaptureModeInfo {
+  if (m.mode !== 'background' || !tracked) return m;
   return { mode: 'frozen', reason: "the source's checkpoints track its written pages (incremental): background capture would end that, so the source stays frozen until every page is written" };
 }

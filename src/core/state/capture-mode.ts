@@ -7,6 +7,9 @@
  *               (criu-modules/patches/0003). The pause no longer grows with
  *               the time it takes to write the memory.
  *   frozen      the stock dump: frozen until every page is written.
+ *   graft       (live clones on tier 2, clone/tier.ts) the private anonymous
+ *               pages are not written; the source stays frozen until its
+ *               copies have grafted them.
  *
  * Background capture needs /dev/userfaultfd (Linux 6.1+) and a CRIU built
  * with the patch. It costs a little work of its own (registering every VMA,
@@ -22,7 +25,7 @@ import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
 
-export type CaptureMode = 'background' | 'frozen';
+export type CaptureMode = 'background' | 'frozen' | 'graft';
 
 export interface CaptureModeInfo {
   mode: CaptureMode;

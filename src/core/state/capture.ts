@@ -21,6 +21,7 @@ import { checkpointContainer, inspectContainer, type ContainerInfo } from '../..
 import { deleteSubvolume, isSubvolume } from '../../drivers/btrfs.js';
 import { CONTAINER_CRIU_CONF, parseDumpTimes, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
+import { freeze } from '../../drivers/freezer.js';
 import { removeTree } from '../../drivers/files.js';
 import { lockHeld, withLock } from '../../drivers/lock.js';
 import { fitsInMemory } from '../../drivers/memory.js';
@@ -30,6 +31,7 @@ import { TforkError } from '../../errors.js';
 import { killPointAfter } from '../fault.js';
 import { BACKGROUND_PAGES_OPTION } from './capture-mode.js';
 import { TRACK_WRITTEN_OPTION } from '../checkpoint/tracking.js';
+import { GRAFT_PAGES_OPTION } from '../clone/tier.js';
 
 export interface CapturedState {
   /** The scratch directory holding all of it. */
@@ -53,6 +55,8 @@ export interface CapturedState {
     /** How long the cgroup freezer took to freeze them (CRIU's freezing_time). */
     freezingMs?: number;
     snapshotMs?: number;
+    /** A graft capture: when (performance.now()) the source was frozen; it still is. */
+    frozenSince?: number;
   };
 }
 
@@ -82,6 +86,13 @@ export interface CaptureOptions {
    * directory, and the images this dump writes only the changes against.
    */
   trackWritten?: { dir: string; parentImages?: string };
+  /**
+   * Tier 2 (clone/tier.ts): freeze the source's cgroup first and leave the
+   * private anonymous pages in it. CRIU keeps a cgroup frozen that was frozen
+   * before the dump, so the source stays frozen for its copies to graft
+   * from; the caller thaws it (on failure too).
+   */
+  graft?: boolean;
 }
 
 const BTRFS = '/usr/bin/btrfs';
@@ -181,12 +192,18 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     // restore of ours closes those connections (tcp-close), so the lock buys nothing then.
     ...(o.tcpClose ? ['network-lock skip'] : []),
     ...(o.background ? [BACKGROUND_PAGES_OPTION] : []),
+    ...(o.graft ? [GRAFT_PAGES_OPTION] : []),
     ...(o.trackWritten ? [`${TRACK_WRITTEN_OPTION} ${o.trackWritten.dir}`] : []),
     ...(o.trackWritten?.parentImages ? [`prev-images-dir ${o.trackWritten.parentImages}`] : []),
     ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : []),
   ];
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));
   const s = performance.now();
+  if (o.graft) {
+    await freeze(src.id).catch((err) => {
+      throw new TforkError('E_TOOL_FAILED', (err as Error).message, { phase: 'dump' });
+    });
+  }
   try {
     // The dispatching criu (first in podman's PATH) reads these from the bundle; leaveBundleClean takes them back.
     writeContainerCriuConf(src.bundle, conf);
@@ -231,6 +248,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
         frozenMs,
         freezingMs: stats?.freezingMs,
         snapshotMs: times.snapshotStart && times.snapshotEnd ? times.snapshotEnd - times.snapshotStart : undefined,
+        ...(o.graft ? { frozenSince: s } : {}),
       },
     };
   } finally {

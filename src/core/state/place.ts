@@ -21,6 +21,7 @@ import { CRIU, installedBinary } from '../setup/toolchain.js';
 import { CLONE_ANNOTATION } from '../setup/hooks.js';
 import { killPointAfter } from '../fault.js';
 import { unlinkBundleImages, type CapturedState } from './capture.js';
+import { GRAFT_FROM_OPTION } from '../clone/tier.js';
 
 export interface Target {
   id: string;
@@ -101,10 +102,18 @@ interface RestoreOptions {
   tcpClose: boolean;
   signal?: AbortSignal;
   fault?: boolean;
+  /** Tier 2: the host pid of the frozen source's init, whose pages the restore grafts (clone/tier.ts). */
+  graftFrom?: number;
+  /** Test fault injection: graft from a process that does not exist, which CRIU's restore refuses. */
+  graftFault?: boolean;
 }
 
+/** A pid no process has (above the kernel's largest pid_max): a graft from it fails. */
+const NO_SUCH_PID = 4_194_305;
+
 function restoreConf(o: RestoreOptions): string[] {
-  return ['file-locks', ...(o.tcpClose ? ['tcp-close'] : []), ...(o.fault ? ['fault-injected-unknown-option'] : [])];
+  const graft = o.graftFrom === undefined ? [] : [`${GRAFT_FROM_OPTION} ${o.graftFault ? NO_SUCH_PID : o.graftFrom}`];
+  return ['file-locks', ...(o.tcpClose ? ['tcp-close'] : []), ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
 }
 
 /** Restore a placed state (through the podman service, or a podman process with TFORK_PODMAN_API=cli); returns its duration in ms. */
