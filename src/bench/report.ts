@@ -22,6 +22,8 @@ export interface Row extends SetKey {
   podmanRestoreMs?: Summary;
   durableMs?: Summary;
   pssMiB?: Summary;
+  /** Memory added per clone (runner.ts addedPerCloneKiB), MiB. */
+  addedMiB?: Summary;
   rssMiB?: Summary;
   /** The source's longest stop as its own probe saw it. */
   pauseMs?: Summary;
@@ -38,8 +40,8 @@ export interface Ratio extends SetKey {
   persistSpeedup?: Summary;
   /** Where the engine grafts: engine-tier1 wall / engine wall, pair by pair. */
   tierSpeedup?: Summary;
-  /** engine-tier1 PSS per clone / engine PSS per clone. */
-  tierPss?: Summary;
+  /** engine-tier1 memory added per clone / engine's (runner.ts addedPerCloneKiB). */
+  tierMemory?: Summary;
 }
 
 export interface Slope {
@@ -91,6 +93,7 @@ function row(key: SetKey, contender: ContenderId, samples: Sample[]): Row {
     durableMs: pick((s) => s.durableMs),
     pssMiB: pick((s) => (s.memoryPerClone ? s.memoryPerClone.pssKiB / 1024 : undefined)),
     rssMiB: pick((s) => (s.memoryPerClone ? s.memoryPerClone.rssKiB / 1024 : undefined)),
+    addedMiB: pick((s) => (s.addedPerCloneKiB !== undefined ? s.addedPerCloneKiB / 1024 : undefined)),
     phases,
   };
 }
@@ -116,12 +119,12 @@ function ratio(key: SetKey, samples: Sample[]): Ratio {
 }
 
 /** The engine on tier 2 against itself on tier 1, repetition by repetition. */
-function tierRatios(engine: Sample[], tier1: Sample[]): Pick<Ratio, 'tierSpeedup' | 'tierPss'> {
+function tierRatios(engine: Sample[], tier1: Sample[]): Pick<Ratio, 'tierSpeedup' | 'tierMemory'> {
   const pairs = engine.flatMap((e) => tier1.filter((t) => t.rep === e.rep).map((t) => [e, t] as const));
   if (!pairs.length) return {};
   return {
     tierSpeedup: summarize(pairs.map(([e, t]) => t.wallMs! / e.wallMs!)),
-    tierPss: summarize(pairs.map(([e, t]) => (e.memoryPerClone && t.memoryPerClone ? t.memoryPerClone.pssKiB / e.memoryPerClone.pssKiB : undefined))),
+    tierMemory: summarize(pairs.map(([e, t]) => (e.addedPerCloneKiB && t.addedPerCloneKiB && e.addedPerCloneKiB > 0 ? t.addedPerCloneKiB / e.addedPerCloneKiB : undefined))),
   };
 }
 

@@ -43,6 +43,13 @@ export interface Sample extends SetKey {
   phases?: Record<string, number>;
   /** Mean over the clones, right after cloning. */
   memoryPerClone?: MemoryUse;
+  /**
+   * Memory the clone added, per copy: the PSS of the copies and the source
+   * right after cloning, less the source's PSS right before. Where copies share
+   * the source's pages (tier 2) PSS splits them among all, and this is what
+   * the copies cost.
+   */
+  addedPerCloneKiB?: number;
   verifyMs?: number;
   /** The longest stop the source's own probe saw during the run (bench/pause-probe.c), ms. */
   pauseMs?: number;
@@ -115,6 +122,7 @@ async function measure(ctx: RunnerContext, key: SetKey, source: string, contende
     // now, so no contender pays for another's writeback.
     await run('/bin/sync', [], { timeoutMs: 10 * 60_000 });
     await pause.reset();
+    const sourceBefore = await containerMemory(ctx.podman, source);
     try {
       result =
         contender === 'stock'
@@ -135,6 +143,10 @@ async function measure(ctx: RunnerContext, key: SetKey, source: string, contende
       phases: result.phases,
     });
     sample.memoryPerClone = await meanMemory(ctx.podman, names);
+    if (sample.memoryPerClone) {
+      const sourceAfter = await containerMemory(ctx.podman, source);
+      sample.addedPerCloneKiB = (sample.memoryPerClone.pssKiB * names.length + sourceAfter.pssKiB - sourceBefore.pssKiB) / names.length;
+    }
     const v0 = performance.now();
     try {
       await verify(names);

@@ -60,10 +60,10 @@ export function renderTable(t: TableInput): string {
       : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
     ...(t.contenders.includes('engine-frozen') ? ['engine-frozen  = engine with TFORK_CAPTURE=frozen: the source frozen until every page is written (the engine before background capture)'] : []),
     ...(t.contenders.includes('engine-tier1') ? ['engine-tier1   = engine with TFORK_GRAFT=0: every copy restores the pages (tier 1), where the engine grafts them (tier 2)'] : []),
-    `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only, each started after an untimed sync; frozen: CRIU's frozen_time; paused inside: the longest stop a probe in the source saw (it wakes every 1 ms); freezing: CRIU's freezing_time (median); memory: MiB per clone right after cloning (median), and the source's own`,
+    `seconds: median (min-max) over ${t.reps} repetition(s), verified runs only, each started after an untimed sync; frozen: CRIU's frozen_time (tier 2: the engine's freeze to its thaw after the last graft); paused inside: the longest stop a probe in the source saw (it wakes every 1 ms); freezing: CRIU's freezing_time (median); memory: MiB per clone right after cloning (median), PSS and RSS; added: the PSS of copies and source after less the source's before, per copy (what a copy costs where copies share the source's pages); and the source's own`,
     '',
   ];
-  const head = ['set', 'contender', 'ok', 'wall to N clones', 'frozen', 'paused inside', 'freezing', 'source side', 'copies', 'restore max', 'durable ckpt', 'PSS', 'RSS', 'source PSS/RSS'];
+  const head = ['set', 'contender', 'ok', 'wall to N clones', 'frozen', 'paused inside', 'freezing', 'source side', 'copies', 'restore max', 'durable ckpt', 'PSS', 'RSS', 'added', 'source PSS/RSS'];
   const source = (r: Row) => {
     const m = t.sets?.find((x) => sameSet(x, r))?.sourceMemory;
     return m ? `${Math.round(m.pssKiB / 1024)}/${Math.round(m.rssKiB / 1024)}` : '-';
@@ -82,17 +82,18 @@ export function renderTable(t: TableInput): string {
     r.durableMs ? secs(r.durableMs) : 'n/a',
     mib(r.pssMiB),
     mib(r.rssMiB),
+    mib(r.addedMiB),
     source(r),
   ]);
   out.push(columns([head, ...body]), '');
   out.push('speedup = stock wall / engine wall, pair by pair (repetition r against repetition r); frozen ratio = stock frozen / engine frozen;');
   out.push('with persist = stock wall / engine+persist wall');
   const tier = t.results.ratios.some((r) => r.tierSpeedup);
-  if (tier) out.push('vs tier 1 = engine-tier1 wall / engine wall; PSS vs tier 1 = engine-tier1 PSS per clone / engine PSS per clone');
+  if (tier) out.push('vs tier 1 = engine-tier1 wall / engine wall; memory vs tier 1 = engine-tier1 memory added per clone / engine\'s');
   out.push(
     columns([
-      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist', ...(tier ? ['vs tier 1', 'PSS vs tier 1'] : [])],
-      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup), ...(tier ? [times(r.tierSpeedup), times(r.tierPss)] : [])]),
+      ['set', 'pairs', 'speedup', 'frozen ratio', 'with persist', ...(tier ? ['vs tier 1', 'memory vs tier 1'] : [])],
+      ...t.results.ratios.map((r) => [setTitle(r), String(r.pairs), times(r.speedup), times(r.frozenRatio), times(r.persistSpeedup), ...(tier ? [times(r.tierSpeedup), times(r.tierMemory)] : [])]),
     ]),
     '',
   );
