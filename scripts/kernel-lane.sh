@@ -2,11 +2,14 @@
 # The kernel lane (`npm run test:kernel`): build criu-modules/kernel against a
 # Debian 6.1 kernel's headers, boot that kernel under QEMU (TCG: the machines'
 # KVM cannot run ordinary guests, and their own kernel cannot load modules),
-# load the module in the guest and run its tests there.
+# load the module in the guest and run its tests there (the module's, then
+# CRIU's through it); then run the engine's live clone tests on tier 2 in a
+# second guest that has the host's userspace as its root (scripts/kernel-guest.sh).
 #
 # Exit status: 0 all tests passed; 1 a test failed (the guest's output is
 # printed); 2 the lane could not be prepared (packages, build); 3 the guest
 # did not boot; 4 the guest booted but never reported a result (crash, hang).
+# The engine's tests are skipped, saying why, before `npm run setup` has run.
 #
 # Environment:
 #   TFORK_KERNEL_VERSION  Debian kernel ABI to use, e.g. 6.1.0-56-amd64
@@ -14,7 +17,8 @@
 #   TFORK_KERNEL_CACHE    cache directory (default $TFORK_ROOT/kernel-lane,
 #                         TFORK_ROOT defaulting to /var/lib/podman-tfork)
 #   TFORK_KERNEL_TESTS    argument of graft-test (all|basic|kinds|concurrent|refusals|leaks|speed),
-#                         or criu for the CRIU tests alone (all runs both)
+#                         criu for the CRIU tests alone, engine for the engine's
+#                         tests alone (all runs the three)
 #   TFORK_KERNEL_CRIU     the CRIU binary the guest runs criu-graft-test with
 #                         (default: the installed $TFORK_ROOT/prefix/sbin/criu);
 #                         the CRIU tests are skipped, with a message, when it
@@ -38,53 +42,37 @@ t0=$(date +%s)
 [ "$(id -u)" = 0 ] || fail "must run as root (apt-get, dpkg-deb)"
 mkdir -p "$cache"
 
-need_pkgs=()
-command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
-command -v cpio >/dev/null || need_pkgs+=(cpio)
-dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
-[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
-command -v gcc >/dev/null || need_pkgs+=(gcc make)
-
-kver="${TFORK_KERNEL_VERSION:-}"
-if [ -z "$kver" ]; then
-	kver=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null \
-		| awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -n1)
-	if [ -z "$kver" ]; then
-		apt-get update -qq >/dev/null 2>&1 || true
-		kver=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null \
-			| awk '{print $1}' | sed 's/^linux-image-//' | sort -V | tail -n1)
+# The engine on tier 2: its live clone tests, run in a second guest that has
+# the host's userspace as its root and tfork_graft loaded (scripts/kernel-guest.sh),
+# each clone required to have grafted (TFORK_EXPECT_TIER=2).
+engine_tests() {
+	local reason=""
+	[ -e "$here/dist/index.js" ] || reason="the engine is not built (npm run build)"
+	[ -e "${TFORK_ROOT:-/var/lib/podman-tfork}/etc/containers.conf" ] || reason="podman-tfork setup has not run (npm run setup)"
+	if [ -n "$reason" ]; then
+		say "skipping the engine's tests in the guest: $reason"
+		return 0
 	fi
-	[ -n "$kver" ] || fail "apt knows no linux-image-6.1.0-*-amd64 package"
-fi
-headers="/usr/src/linux-headers-$kver"
-[ -d "$headers" ] || need_pkgs+=("linux-headers-$kver")
+	say "the engine's live clone tests on tier 2, in a guest with the host's userspace (several minutes under TCG)"
+	local rc=0
+	TFORK_EXPECT_TIER=2 bash "$here/scripts/kernel-guest.sh" --mem 12288 --timeout 2400 -- \
+		env CI=true npx vitest run --reporter=verbose test/integration/graft.test.ts test/integration/clone.test.ts || rc=$?
+	case "$rc" in
+	0) say "the engine's tests passed on tier 2" ;;
+	2 | 3 | 4) fail "the engine's guest could not run its tests (kernel-guest.sh exit $rc)" "$rc" ;;
+	*) fail "the engine's tests failed in the guest (exit $rc)" 1 ;;
+	esac
+}
 
-if [ "${#need_pkgs[@]}" -gt 0 ]; then
-	say "installing ${need_pkgs[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" \
-		>"$cache/apt.log" 2>&1 || {
-		apt-get update -qq >/dev/null 2>&1 || true
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" \
-			>"$cache/apt.log" 2>&1
-	} || { tail -n 20 "$cache/apt.log" >&2; fail "apt-get install failed"; }
+# Packages (QEMU, cpio, busybox, gcc, the kernel's headers) and the kernel image.
+. "$here/scripts/kernel-common.sh"
+lane_pkgs=()
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || lane_pkgs+=(libc6-dev)
+prepare_kernel "${lane_pkgs[@]}"
+if [ "$tests" = engine ]; then
+	engine_tests
+	exit 0
 fi
-
-# The kernel image: the package's files, unpacked once per version.
-kdir="$cache/linux-image-$kver"
-vmlinuz="$kdir/boot/vmlinuz-$kver"
-if [ ! -e "$vmlinuz" ]; then
-	say "fetching linux-image-$kver"
-	dl="$cache/download"
-	rm -rf "$dl" "$kdir.tmp"
-	mkdir -p "$dl"
-	(cd "$dl" && apt-get download -qq "linux-image-$kver" >/dev/null 2>&1) \
-		|| (cd "$dl" && apt-get download -qq "linux-image-$kver-unsigned" >/dev/null 2>&1) \
-		|| fail "apt-get download linux-image-$kver failed"
-	dpkg-deb -x "$dl"/linux-image-*.deb "$kdir.tmp"
-	mv "$kdir.tmp" "$kdir"
-	rm -rf "$dl"
-fi
-[ -e "$vmlinuz" ] || fail "no vmlinuz in linux-image-$kver"
 
 # The module and the test programs, built outside the source tree.
 build="$cache/build-$kver"
@@ -160,3 +148,6 @@ if [ "$result" != 0 ]; then
 	fail "guest tests failed (rc=$result, ${elapsed}s on $kver)" 1
 fi
 say "all guest tests passed on $kver (${elapsed}s)"
+if [ "$tests" = all ]; then
+	engine_tests
+fi
