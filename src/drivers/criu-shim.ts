@@ -51,6 +51,12 @@ export function writeSnapshotScript(file: string, o: { rootfs: string; snapshot:
   chmodSync(file, 0o755);
 }
 
+/** A CRIU action script that creates `marker` when CRIU reaches `action` (e.g. post-restore). */
+export function writeMarkerScript(file: string, action: string, marker: string): void {
+  writeFileSync(file, `#!/bin/sh\n# podman-tfork: mark that CRIU reached ${action}.\n[ "$CRTOOLS_SCRIPT_ACTION" = ${shQuote(action)} ] && : > ${shQuote(marker)}\nexit 0\n`);
+  chmodSync(file, 0o755);
+}
+
 /** Parse the times the action script recorded (nanoseconds since the epoch). */
 export function parseDumpTimes(text: string): { preDump?: number; snapshotStart?: number; snapshotEnd?: number } {
   const get = (k: string) => {

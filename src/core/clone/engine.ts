@@ -25,6 +25,7 @@
  * the next clone of the same source (core/recover.ts). Clones get their start
  * time in podman's state once they run (drivers/podman-state.ts).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
@@ -222,16 +223,23 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // ---- per copy, in parallel: place the state, restore.
     const hostPorts = viaImport ? await freeHostPorts(src.ports, names.length) : [];
     const linksIn = path.join(shm ?? scratch, 'links');
+    // Tier 2: each restore marks when its tasks have grafted (CRIU's post-restore action, after every
+    // restorer's grafts); the source is thawed once all are marked, while the restores finish.
+    const grafts = names.map((_, i) => path.join(scratch, `grafted-${i}`));
+    let frozenMs = state.timings.frozenMs;
+    const thawGrafted = async () => {
+      if (!grafted || frozenMs !== state.timings.frozenMs) return;
+      [, thawMs] = await thawSource();
+      frozenMs = performance.now() - state.timings.frozenSince!;
+    };
     const [, copiesMs] = await timed('restore', async () => {
-      const results = await Promise.allSettled(names.map((name, i) => (viaImport ? makeImportedCopy(i, name) : makeCopy(i, name))));
+      const making = Promise.allSettled(names.map((name, i) => (viaImport ? makeImportedCopy(i, name) : makeCopy(i, name))));
+      if (grafted && (await untilFilesExist(grafts, making))) await thawGrafted();
+      const results = await making;
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
     });
-    let frozenMs = state.timings.frozenMs;
-    if (grafted) {
-      [, thawMs] = await thawSource();
-      frozenMs = performance.now() - state.timings.frozenSince!;
-    }
+    await thawGrafted();
 
     async function makeCopy(i: number, name: string): Promise<void> {
       const rep = reports[i]!;
@@ -253,7 +261,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
           tcpClose: o.tcpClose,
           signal,
           fault: fault?.phase === 'restore' && fault.copy === i,
-          ...(grafted ? { graftFrom: src.pid, graftFault: fault?.phase === 'graft' && (fault.copy === undefined || fault.copy === i) } : {}),
+          ...(grafted ? { graftFrom: src.pid, graftedMarker: grafts[i], graftFault: fault?.phase === 'graft' && (fault.copy === undefined || fault.copy === i) } : {}),
         });
       } catch (err) {
         rep.state = 'failed';
@@ -321,6 +329,17 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     if (undo.length) e.detail.rollbackFailures = undo;
     throw e;
   }
+}
+
+/** Wait until every file exists (true), or `done` settles first (false). */
+async function untilFilesExist(files: string[], done: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void done.then(() => (settled = true));
+  for (let step = 2; !settled; step = Math.min(step * 2, 20)) {
+    if (files.every((f) => existsSync(f))) return true;
+    await new Promise((r) => setTimeout(r, step));
+  }
+  return files.every((f) => existsSync(f));
 }
 
 /** For each copy, the source's published ports on new free host ports (all distinct). */

@@ -13,7 +13,7 @@ import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
 import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
 import { restoreRegistered, storageLayer, writeCloneConfig } from '../../drivers/containers.js';
-import { removeContainerCriuConf, writeContainerCriuConf, writeCriuShim } from '../../drivers/criu-shim.js';
+import { removeContainerCriuConf, writeContainerCriuConf, writeCriuShim, writeMarkerScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { linkTree, relinkRelative, removeTree } from '../../drivers/files.js';
 import { TforkError } from '../../errors.js';
@@ -106,6 +106,8 @@ interface RestoreOptions {
   graftFrom?: number;
   /** Test fault injection: graft from a process that does not exist, which CRIU's restore refuses. */
   graftFault?: boolean;
+  /** Tier 2: a file CRIU creates once the restored tasks have grafted (its post-restore action). */
+  graftedMarker?: string;
 }
 
 /** A pid no process has (above the kernel's largest pid_max): a graft from it fails. */
@@ -113,6 +115,11 @@ const NO_SUCH_PID = 4_194_305;
 
 function restoreConf(o: RestoreOptions): string[] {
   const graft = o.graftFrom === undefined ? [] : [`${GRAFT_FROM_OPTION} ${o.graftFault ? NO_SUCH_PID : o.graftFrom}`];
+  if (o.graftedMarker) {
+    const script = path.join(o.scratch, `restore-hook-${o.tag}`);
+    writeMarkerScript(script, 'post-restore', o.graftedMarker);
+    graft.push(`action-script ${script}`);
+  }
   return ['file-locks', ...(o.tcpClose ? ['tcp-close'] : []), ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
 }
 
