@@ -1,4 +1,5 @@
-/** The W1 counter workload and what tests read from it. */
+/** The W1 counter and tfork-memhold workloads, and what tests read from them. */
+import { expect } from 'vitest';
 import { exec, podman } from './host.js';
 
 /** A shell variable counting in memory, written to disk every 0.1 s (renamed into place: a reader never sees a half-written file). */
@@ -15,4 +16,22 @@ export const stateOf = async (name: string) => (await podman().run(['inspect', '
 /** Remove containers by name (clones carry the test label too; this is for mid-test removal). */
 export async function rm(...names: string[]): Promise<void> {
   await podman().run(['rm', '-f', '-t', '0', ...names], { reject: false });
+}
+
+/**
+ * tfork-memhold (localhost/tfork/memory) as pid 1: the hash of its whole
+ * region, now (SIGUSR1). Polls up to 60 s (a guest under TCG hashes slowly).
+ */
+export async function memholdSum(name: string): Promise<string> {
+  const script = 'rm -f /tmp/memhold.sum; kill -USR1 1; i=0; while [ ! -s /tmp/memhold.sum ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done; cat /tmp/memhold.sum';
+  const r = await exec(name, ['sh', '-c', script]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+/** Have tfork-memhold rewrite one more MiB (SIGUSR2); returns once it did. */
+export async function memholdChange(name: string): Promise<void> {
+  const script = 'n=$(cat /tmp/memhold.changes 2>/dev/null || echo 0); kill -USR2 1; i=0; while [ "$(cat /tmp/memhold.changes 2>/dev/null || echo 0)" = "$n" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done';
+  const r = await exec(name, ['sh', '-c', script]);
+  expect(r.exitCode, r.stderr).toBe(0);
 }

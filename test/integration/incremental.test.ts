@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { idOf, rm } from '../helpers/workloads.js';
+import { idOf, memholdChange, memholdSum, rm } from '../helpers/workloads.js';
 import { layout } from '../../src/drivers/layout.js';
 import { holderPid, trackDir, trackingSupport } from '../../src/core/checkpoint/tracking.js';
 import { pidAlive } from '../../src/drivers/host.js';
@@ -37,21 +37,6 @@ async function rollback(name: string, id: string): Promise<void> {
   expect(r.exitCode, r.stderr).toBe(0);
 }
 
-/** tfork-memhold's hash of its whole region, now. */
-async function sum(name: string): Promise<string> {
-  const script = 'rm -f /tmp/memhold.sum; kill -USR1 1; i=0; while [ ! -s /tmp/memhold.sum ]; do i=$((i+1)); [ $i -gt 600 ] && exit 3; sleep 0.05; done; cat /tmp/memhold.sum';
-  const r = await exec(name, ['sh', '-c', script]);
-  expect(r.exitCode, r.stderr).toBe(0);
-  return r.stdout.trim();
-}
-
-/** Have tfork-memhold rewrite one more MiB; returns once it did. */
-async function change(name: string): Promise<void> {
-  const script = 'n=$(cat /tmp/memhold.changes 2>/dev/null || echo 0); kill -USR2 1; i=0; while [ "$(cat /tmp/memhold.changes 2>/dev/null || echo 0)" = "$n" ]; do i=$((i+1)); [ $i -gt 600 ] && exit 3; sleep 0.05; done';
-  const r = await exec(name, ['sh', '-c', script]);
-  expect(r.exitCode, r.stderr).toBe(0);
-}
-
 const MiB = 2 ** 20;
 
 describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', () => {
@@ -66,15 +51,15 @@ describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', ()
     const l = layout();
     const dir = trackDir(l, await idOf(src));
     const ck1 = await checkpoint(src);
-    const s1 = await sum(src);
+    const s1 = await memholdSum(src);
     expect(ck1.imagesParent).toBeUndefined();
     expect(ck1.sizeBytes).toBeGreaterThan(256 * MiB);
     expect(ck1.capture).toBe('frozen');
     const holder = holderPid(dir);
     expect(holder, 'a tfork-track holder keeps the tracking').toBeGreaterThan(0);
 
-    await change(src);
-    const s2 = await sum(src);
+    await memholdChange(src);
+    const s2 = await memholdSum(src);
     expect(s2).not.toBe(s1);
     const ck2 = await checkpoint(src);
     expect(ck2.imagesParent).toBe(ck1.id);
@@ -88,30 +73,30 @@ describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', ()
     const c = await cli(['container', 'clone', '--live', '--format', 'json', '--name', `${src}-c`, src]);
     expect(c.exitCode, c.stderr).toBe(0);
     expect(JSON.parse(c.stdout).capture).toMatchObject({ mode: 'frozen', reason: expect.stringMatching(/incremental/) });
-    expect(await sum(`${src}-c`)).toBe(s2);
+    expect(await memholdSum(`${src}-c`)).toBe(s2);
     await rm(`${src}-c`);
 
-    await change(src);
-    await change(src);
-    const s3 = await sum(src);
+    await memholdChange(src);
+    await memholdChange(src);
+    const s3 = await memholdSum(src);
     const ck3 = await checkpoint(src);
     expect(ck3.imagesParent).toBe(ck2.id);
     expect(ck3.sizeBytes).toBeLessThan(8 * MiB);
 
     // Each checkpoint brings back its own instant, through one or two parents.
     await rollback(src, ck2.id);
-    expect(await sum(src)).toBe(s2);
+    expect(await memholdSum(src)).toBe(s2);
     expect(pidAlive(holder!), 'the holder of the replaced processes is gone').toBe(false);
     await rollback(src, ck1.id);
-    expect(await sum(src)).toBe(s1);
+    expect(await memholdSum(src)).toBe(s1);
     await rollback(src, ck3.id);
-    expect(await sum(src)).toBe(s3);
+    expect(await memholdSum(src)).toBe(s3);
 
     // After a rollback the processes are new: the next checkpoint is full again, then incremental.
     const ck4 = await checkpoint(src);
     expect(ck4.imagesParent).toBeUndefined();
     expect(ck4.memory).toMatch(/rolled back/);
-    await change(src);
+    await memholdChange(src);
     const ck5 = await checkpoint(src);
     expect(ck5.imagesParent).toBe(ck4.id);
 
@@ -121,7 +106,7 @@ describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', ()
     expect(listed.map((x) => x.id)).toEqual([ck3.id, ck4.id, ck5.id]);
     expect(existsSync(path.join(l.checkpointStore, ck1.id))).toBe(true);
     await rollback(src, ck3.id);
-    expect(await sum(src)).toBe(s3);
+    expect(await memholdSum(src)).toBe(s3);
     expect((await cli(['checkpoint', 'rm', ck3.id, ck4.id, ck5.id])).exitCode).toBe(0);
     for (const ck of [ck1, ck2, ck3, ck4, ck5]) expect(existsSync(path.join(l.checkpointStore, ck.id)), ck.id).toBe(false);
   });
@@ -133,15 +118,15 @@ describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', ()
     expect(holder).toBeGreaterThan(0);
     process.kill(holder!, 'SIGKILL');
     for (let i = 0; i < 100 && pidAlive(holder!); i++) await new Promise((r) => setTimeout(r, 20));
-    await change(src);
-    const s2 = await sum(src);
+    await memholdChange(src);
+    const s2 = await memholdSum(src);
     const ck2 = await checkpoint(src);
     expect(ck2.imagesParent).toBeUndefined();
     expect(ck2.memory).toMatch(/holder is gone/);
     expect(ck2.sizeBytes).toBeGreaterThan(256 * MiB);
-    await change(src);
+    await memholdChange(src);
     await rollback(src, ck2.id);
-    expect(await sum(src)).toBe(s2);
+    expect(await memholdSum(src)).toBe(s2);
     expect((await cli(['checkpoint', 'rm', ck1.id, ck2.id])).exitCode).toBe(0);
   });
 
