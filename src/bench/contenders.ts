@@ -24,7 +24,7 @@ export type ContenderId = 'engine' | 'stock' | 'engine-frozen' | 'engine-tier1' 
 /**
  * In the order they run within a repetition (engine+persist only when asked for and available;
  * engine-frozen, the engine with TFORK_CAPTURE=frozen, only where the engine captures in the background;
- * engine-tier1 only where the engine grafts).
+ * engine-tier1 only where the engine grafts, and then not engine-frozen: a graft capture is frozen anyway).
  */
 export const CONTENDERS: ContenderId[] = ['engine', 'stock', 'engine-frozen', 'engine-tier1', 'engine+persist'];
 

@@ -63,7 +63,7 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
   const persistent = o.persistent === 'async' && hasPersistent;
   const capture = captureMode(l);
   const graft = graftAvailable(l);
-  const contenders = CONTENDERS.filter((c) => (c !== 'engine+persist' || persistent) && (c !== 'engine-frozen' || capture.mode === 'background') && (c !== 'engine-tier1' || graft.ok));
+  const contenders = CONTENDERS.filter((c) => (c !== 'engine+persist' || persistent) && (c !== 'engine-frozen' || (capture.mode === 'background' && !graft.ok)) && (c !== 'engine-tier1' || graft.ok));
   const notes: string[] = [];
   if (o.persistent === 'async' && !hasPersistent) notes.push('durable checkpoint (engine): not available, this engine has no --persistent yet');
   notes.push(`capture (engine): ${capture.mode}: ${capture.reason}`);
