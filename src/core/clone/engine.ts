@@ -227,15 +227,20 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // restorer's grafts); the source is thawed once all are marked, while the restores finish.
     const grafts = names.map((_, i) => path.join(scratch, `grafted-${i}`));
     let frozenMs = state.timings.frozenMs;
+    let thawed = !grafted;
     const thawGrafted = async () => {
-      if (!grafted || frozenMs !== state.timings.frozenMs) return;
+      if (thawed) return;
+      thawed = true;
       [, thawMs] = await thawSource();
       frozenMs = performance.now() - state.timings.frozenSince!;
     };
     const [, copiesMs] = await timed('restore', async () => {
       const making = Promise.allSettled(names.map((name, i) => (viaImport ? makeImportedCopy(i, name) : makeCopy(i, name))));
-      if (grafted && (await untilFilesExist(grafts, making))) await thawGrafted();
+      // A failed thaw is reported once the restores are done, so that the unwinding never races them.
+      let thawFailure: { error: unknown } | undefined;
+      if (grafted && (await untilFilesExist(grafts, making))) await thawGrafted().catch((error) => (thawFailure = { error }));
       const results = await making;
+      if (thawFailure) throw thawFailure.error;
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) throw (results[failed] as PromiseRejectedResult).reason;
     });
