@@ -78,7 +78,7 @@ describe.skipIf(skip)('container clone --live on tier 2 (tfork_graft)', { timeou
       // The copy that wrote owns what it wrote, the other still shares.
       const after = await Promise.all(names.map((n) => containerMemory(podman(), n)));
       expect(after[0]!.pssKiB).toBeGreaterThan(after[1]!.pssKiB);
-      // A copy outlives its source's pages being rewritten, and a clone of a copy grafts from the copy.
+      // A clone of the copy that wrote grafts from that copy and carries its memory.
       const { exitCode: c2, report: r2, stderr: e2 } = await clone(['--name', `${src}-tt`, names[0]!]);
       expect(c2, e2).toBe(0);
       expect(r2.tier.level).toBe(2);
