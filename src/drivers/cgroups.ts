@@ -5,7 +5,7 @@
  * that went on after its command was killed) leaves live processes there, out
  * of any container podman knows; these are found and killed here.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const CGROUP_PARENT = 'libpod_parent';
@@ -62,6 +62,57 @@ export function cgroupPids(dir: string): number[] {
   };
   walk(dir);
   return [...pids].sort((a, b) => a - b);
+}
+
+/**
+ * A cgroup yard for a CRIU dump of `pid`'s tree (CRIU's --cgroup-yard): in
+ * `dir`, one link per hierarchy the process is in, named as CRIU names it (the
+ * v1 controller list, `systemd` for name=systemd, `unified` for cgroup2), to
+ * where the host has that hierarchy mounted. Without one, CRIU mounts every
+ * hierarchy afresh when it reaches the first task's cgroups, inside the
+ * frozen window: ~22 ms of the source's pause on a hybrid host with ten.
+ * Undefined (CRIU then mounts its own) when a hierarchy is not mounted whole.
+ */
+export function writeCgroupYard(dir: string, pid: number, proc = '/proc'): string | undefined {
+  let cgroups: string, mountinfo: string;
+  try {
+    cgroups = readFileSync(path.join(proc, String(pid), 'cgroup'), 'utf8');
+    mountinfo = readFileSync(path.join(proc, 'self', 'mountinfo'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Hierarchy roots mounted here: cgroup2, and each v1 mount by its controllers (and name=).
+  const v1: { opts: Set<string>; at: string }[] = [];
+  let v2: string | undefined;
+  for (const line of mountinfo.split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!pre || !post) continue;
+    const f = pre.split(' ');
+    const [fstype, , superOpts = ''] = post.split(' ');
+    if (f[3] !== '/') continue;
+    const at = f[4]!.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (fstype === 'cgroup2') v2 ??= at;
+    else if (fstype === 'cgroup') v1.push({ opts: new Set(superOpts.split(',')), at });
+  }
+  const links: [string, string][] = [];
+  for (const line of cgroups.split('\n')) {
+    const m = /^\d+:([^:]*):/.exec(line);
+    if (!m) continue;
+    const ctl = m[1]!;
+    if (ctl === '') {
+      if (!v2) return undefined;
+      links.push(['unified', v2]);
+      continue;
+    }
+    const want = ctl.split(',');
+    const found = v1.find((h) => want.every((c) => h.opts.has(c)));
+    if (!found) return undefined;
+    links.push([ctl.startsWith('name=') ? ctl.slice('name='.length) : ctl, found.at]);
+  }
+  if (links.length === 0) return undefined;
+  mkdirSync(dir, { recursive: true });
+  for (const [name, at] of links) symlinkSync(at, path.join(dir, name));
+  return dir;
 }
 
 export interface ProcessInfo {

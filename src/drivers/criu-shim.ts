@@ -6,7 +6,8 @@
  * what podman cannot pass: the action script that snapshots the root
  * filesystem while the source is frozen, the ghost limit, tcp-close.
  */
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { run } from './exec.js';
 import path from 'node:path';
 
 function shQuote(s: string): string {
@@ -25,23 +26,40 @@ export function writeCriuShim(dir: string, criuBin: string, configFile: string, 
 
 /**
  * The action script of a dump: records when CRIU is about to freeze the tree
- * (pre-dump) and, once the dump is complete but before the tree is resumed
- * (post-dump), takes a read-only snapshot of the root filesystem, so that the
- * files match the memory image exactly.
+ * (pre-dump) and takes a read-only snapshot of the root filesystem while the
+ * tree is frozen, so that the files match the memory image exactly. The
+ * snapshot starts at network-lock, CRIU's first action after the freeze, and
+ * runs beside the dump on another core; post-dump, the last action before
+ * the resume, waits for it (a lock its process holds) and fails the dump if
+ * it failed. A tree without its own network namespace has no network-lock
+ * action: post-dump then takes the snapshot itself.
  */
 export function writeSnapshotScript(file: string, o: { rootfs: string; snapshot: string; timesFile: string; btrfs: string; fail?: boolean }): void {
   const q = shQuote;
+  const { lock, rc, err } = snapshotFiles(file);
   writeFileSync(
     file,
     [
       '#!/bin/sh',
       '# podman-tfork: snapshot the root filesystem while CRIU holds the source frozen.',
+      'snap() {',
+      `  echo "snapshot-start $(date +%s%N)" >> ${q(o.timesFile)}`,
+      o.fail ? `  echo "fault injected: snapshot" > ${q(err)}; false` : `  ${q(o.btrfs)} subvolume snapshot -r ${q(o.rootfs)} ${q(o.snapshot)} >/dev/null 2>${q(err)}`,
+      `  echo $? > ${q(rc)}`,
+      `  echo "snapshot-end $(date +%s%N)" >> ${q(o.timesFile)}`,
+      '}',
       'case "$CRTOOLS_SCRIPT_ACTION" in',
       `pre-dump) echo "pre-dump $(date +%s%N)" >> ${q(o.timesFile)} ;;`,
+      'network-lock)',
+      `  exec 9>${q(lock)} && flock 9 || exit 1`,
+      '  (snap) </dev/null >/dev/null 2>&1 &',
+      '  ;;',
       'post-dump)',
-      `  echo "post-dump-start $(date +%s%N)" >> ${q(o.timesFile)}`,
-      o.fail ? '  echo "fault injected: snapshot" >&2; exit 1' : `  ${q(o.btrfs)} subvolume snapshot -r ${q(o.rootfs)} ${q(o.snapshot)} >/dev/null || exit 1`,
-      `  echo "post-dump-end $(date +%s%N)" >> ${q(o.timesFile)}`,
+      `  if [ -e ${q(lock)} ]; then flock ${q(lock)} true; else snap; fi`,
+      `  read status < ${q(rc)}`,
+      `  [ "$status" = 0 ] && exit 0`,
+      `  echo "snapshot-failed $(date +%s%N)" >> ${q(o.timesFile)}`,
+      `  cat ${q(err)} >&2; exit 1`,
       '  ;;',
       'esac',
       'exit 0',
@@ -51,6 +69,21 @@ export function writeSnapshotScript(file: string, o: { rootfs: string; snapshot:
   chmodSync(file, 0o755);
 }
 
+/** The files the snapshot script keeps beside itself: the lock its snapshot holds, its status, its errors. */
+export function snapshotFiles(script: string): { lock: string; rc: string; err: string } {
+  return { lock: `${script}.lock`, rc: `${script}.rc`, err: `${script}.err` };
+}
+
+/**
+ * Wait until a snapshot the script started is over (a dump that failed after
+ * the freeze leaves it running): the caller may then remove what it made.
+ */
+export async function snapshotSettled(script: string, timeoutMs = 60_000): Promise<void> {
+  const { lock } = snapshotFiles(script);
+  if (!existsSync(lock)) return;
+  await run('flock', ['--timeout', String(Math.ceil(timeoutMs / 1000)), lock, 'true'], { reject: false, timeoutMs: timeoutMs + 5_000 });
+}
+
 /** A CRIU action script that creates `marker` when CRIU reaches `action` (e.g. post-restore). */
 export function writeMarkerScript(file: string, action: string, marker: string): void {
   writeFileSync(file, `#!/bin/sh\n# podman-tfork: mark that CRIU reached ${action}.\n[ "$CRTOOLS_SCRIPT_ACTION" = ${shQuote(action)} ] && : > ${shQuote(marker)}\nexit 0\n`);
@@ -58,12 +91,12 @@ export function writeMarkerScript(file: string, action: string, marker: string):
 }
 
 /** Parse the times the action script recorded (nanoseconds since the epoch). */
-export function parseDumpTimes(text: string): { preDump?: number; snapshotStart?: number; snapshotEnd?: number } {
+export function parseDumpTimes(text: string): { preDump?: number; snapshotStart?: number; snapshotEnd?: number; snapshotFailed: boolean } {
   const get = (k: string) => {
     const m = new RegExp(`^${k} (\\d+)$`, 'm').exec(text);
     return m ? Number(BigInt(m[1]!) / 1000n) / 1000 : undefined; // ms
   };
-  return { preDump: get('pre-dump'), snapshotStart: get('post-dump-start'), snapshotEnd: get('post-dump-end') };
+  return { preDump: get('pre-dump'), snapshotStart: get('snapshot-start'), snapshotEnd: get('snapshot-end'), snapshotFailed: get('snapshot-failed') !== undefined };
 }
 
 /** The per-container CRIU configuration file, in the container's bundle, that the dispatching `criu` picks up. */

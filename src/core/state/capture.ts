@@ -19,9 +19,10 @@ import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
 import { checkpointContainer, inspectContainer, type ContainerInfo } from '../../drivers/containers.js';
 import { deleteSubvolume, isSubvolume } from '../../drivers/btrfs.js';
-import { CONTAINER_CRIU_CONF, parseDumpTimes, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
+import { CONTAINER_CRIU_CONF, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { freeze } from '../../drivers/freezer.js';
+import { writeCgroupYard } from '../../drivers/cgroups.js';
 import { removeTree } from '../../drivers/files.js';
 import { lockHeld, withLock } from '../../drivers/lock.js';
 import { fitsInMemory } from '../../drivers/memory.js';
@@ -29,7 +30,7 @@ import { parseCheckpointStats, type CheckpointStats } from '../../drivers/podman
 import { assertDumpable } from '../validate/index.js';
 import { TforkError } from '../../errors.js';
 import { killPointAfter } from '../fault.js';
-import { BACKGROUND_PAGES_OPTION } from './capture-mode.js';
+import { BACKGROUND_PAGES_OPTION, criuHasOption } from './capture-mode.js';
 import { TRACK_WRITTEN_OPTION } from '../checkpoint/tracking.js';
 import { GRAFT_PAGES_OPTION } from '../clone/tier.js';
 
@@ -96,6 +97,8 @@ export interface CaptureOptions {
 }
 
 const BTRFS = '/usr/bin/btrfs';
+/** The CRIU option of patch 0007: no conntrack tables in the images. */
+const SKIP_CONNTRACK_OPTION = 'skip-conntrack';
 /** Files `podman container checkpoint` leaves in the bundle besides the images. */
 const BUNDLE_LEFTOVERS = ['network.status', 'stats-dump', 'config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files', 'dump.log', CONTAINER_CRIU_CONF];
 
@@ -181,16 +184,22 @@ export async function captureState(podman: Podman, l: Layout, src: ContainerInfo
 async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
-  writeSnapshotScript(path.join(dir, 'dump-hook'), { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
+  const hook = path.join(dir, 'dump-hook');
+  writeSnapshotScript(hook, { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
   // file-locks: a desktop's processes may hold POSIX/flock locks at any instant; carry them.
   const conf = [
-    `action-script ${path.join(dir, 'dump-hook')}`,
+    `action-script ${hook}`,
     `ghost-limit ${o.ghostLimit}`,
     'file-locks',
     // CRIU locks the network namespace so that established connections cannot move while their
     // state is read, and unlocks it (an iptables run, ~50 ms) inside the frozen window. Every
     // restore of ours closes those connections (tcp-close), so the lock buys nothing then.
     ...(o.tcpClose ? ['network-lock skip'] : []),
+    // Likewise the connection tracking tables: the copies live in new namespaces with new
+    // addresses, and reading the tables walks the host's whole table (~12 ms each, frozen).
+    ...(o.tcpClose && criuHasOption(l, SKIP_CONNTRACK_OPTION) ? [SKIP_CONNTRACK_OPTION] : []),
+    // The host's own cgroup mounts, instead of CRIU mounting each hierarchy while frozen.
+    ...yardLine(path.join(dir, 'cgroup-yard'), src.pid),
     ...(o.background ? [BACKGROUND_PAGES_OPTION] : []),
     ...(o.graft ? [GRAFT_PAGES_OPTION] : []),
     ...(o.trackWritten ? [`${TRACK_WRITTEN_OPTION} ${o.trackWritten.dir}`] : []),
@@ -219,8 +228,11 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     await killPointAfter('dump', podman.mode === 'rest' && !o.exportTo ? 100 : 0);
     const r = await dumping;
     if (!r.ok) {
+      // A dump that failed after the freeze may leave the snapshot it started running: let it end
+      // before the caller removes the directory it is made in (and reads what it recorded).
+      await snapshotSettled(hook);
       const times = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '');
-      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotStart && !times.snapshotEnd ? 'snapshot' : 'dump' });
+      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotFailed ? 'snapshot' : 'dump' });
     }
     const dumpMs = performance.now() - s;
     let images = path.join(dir, 'images');
@@ -251,9 +263,18 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
         ...(o.graft ? { frozenSince: s } : {}),
       },
     };
+  } catch (err) {
+    await snapshotSettled(hook);
+    throw err;
   } finally {
+    rmSync(path.join(dir, 'cgroup-yard'), { recursive: true, force: true });
     await leaveBundleClean(src.bundle);
   }
+}
+
+function yardLine(dir: string, pid: number | undefined): string[] {
+  const yard = pid ? writeCgroupYard(dir, pid) : undefined;
+  return yard ? [`cgroup-yard ${yard}`] : [];
 }
 
 function statsOf(stdout: string): CheckpointStats | undefined {
