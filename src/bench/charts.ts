@@ -11,6 +11,7 @@ import { barChart, lineChart, type Point, type Series } from './svg.js';
 import type { Summary } from './stats.js';
 import type { WorkloadId } from './options.js';
 import { WORKLOADS } from './workloads.js';
+import { ROLLBACK_CONTENDERS } from './rollback-ops.js';
 
 export interface ChartFile {
   file: string;
@@ -78,12 +79,12 @@ export function charts(results: Results, machine: Machine): ChartFile[] {
       title,
       svg: barChart({
         title,
-        note: [note, 'stock: checkpoint --export, rollback = rm + restore --import'],
+        note: [note, 'stock: checkpoint --export, rollback = rm + restore --import; engine-incremental: after a small step, the changes only'],
         yLabel: 'seconds',
         groups,
-        series: (['engine', 'stock'] as const).map((c) => ({
+        series: ROLLBACK_CONTENDERS.filter((c) => rb.rows.some((r) => r.contender === c)).map((c) => ({
           name: c,
-          color: COLOR[c],
+          color: c === 'engine-incremental' ? '#17becf' : COLOR[c],
           bars: workloads.flatMap((w) => {
             const r = rb.rows.find((x) => x.workload === w && x.contender === c);
             return [bar(r?.checkpointMs), bar(r?.frozenMs), bar(r?.rollbackMs)];

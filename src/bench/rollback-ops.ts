@@ -1,8 +1,12 @@
 /**
  * Checkpoint and rollback of one running container, each timed from the
  * command's start to its end:
- *   engine  podman-tfork checkpoint create --format json C (the container keeps running)
- *           podman-tfork rollback --format json C ID (same container: name and id stay)
+ *   engine  podman-tfork checkpoint create --format json C (the container keeps running), a full
+ *           checkpoint (TFORK_INCREMENTAL=0); podman-tfork rollback --format json C ID (same
+ *           container: name and id stay)
+ *   engine-incremental
+ *           the same, against a checkpoint taken (untimed) before a small change: only the pages
+ *           written since are dumped, where the host tracks them (checkpoint/tracking.ts)
  *   stock   podman container checkpoint --leave-running --file-locks --export F --compress none C
  *           podman rm -f C, then podman container restore --file-locks --import F --name C
  *           (stock podman's way back to one of several checkpoints: the container is made anew)
@@ -14,8 +18,8 @@ import { parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats
 import { TforkError } from '../errors.js';
 import { lastLine, stockExport, type ContenderContext } from './contenders.js';
 
-export type RollbackContender = 'engine' | 'stock';
-export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'stock'];
+export type RollbackContender = 'engine' | 'engine-incremental' | 'stock';
+export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'engine-incremental', 'stock'];
 
 export interface Timed {
   wallMs: number;
@@ -29,27 +33,33 @@ export interface TakenCheckpoint extends Timed {
   ref: string;
   /** Remove the checkpoint (engine store entry or export file). */
   remove(): Promise<void>;
+  /** The engine's account of the memory it wrote (full, or the changes since a checkpoint). */
+  memory?: string;
+  /** Only the pages written since its parent were dumped. */
+  incremental?: boolean;
 }
 
 const TIMEOUT = 10 * 60_000;
 
-async function cliJson<T>(ctx: ContenderContext, argv: string[]): Promise<{ ms: number; out: T }> {
+async function cliJson<T>(ctx: ContenderContext, argv: string[], env: Record<string, string> = {}): Promise<{ ms: number; out: T }> {
   const t0 = performance.now();
-  const r = await run(process.execPath, [ctx.cli, ...argv], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal });
+  const r = await run(process.execPath, [ctx.cli, ...argv], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal, env });
   const ms = performance.now() - t0;
   if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${lastLine(r.stderr || r.stdout)}`);
   return { ms, out: JSON.parse(r.stdout) as T };
 }
 
-async function engineCheckpoint(ctx: ContenderContext, container: string): Promise<TakenCheckpoint> {
-  type Report = { id: string; timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number } };
-  const { ms, out } = await cliJson<Report>(ctx, ['checkpoint', 'create', '--format', 'json', container]);
+async function engineCheckpoint(ctx: ContenderContext, container: string, incremental: boolean): Promise<TakenCheckpoint> {
+  type Report = { id: string; memory?: string; imagesParent?: string; timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number } };
+  const { ms, out } = await cliJson<Report>(ctx, ['checkpoint', 'create', '--format', 'json', container], incremental ? {} : { TFORK_INCREMENTAL: '0' });
   const t = out.timings;
   return {
     wallMs: ms,
     frozenMs: t.frozenMs,
     phases: { dump: t.dumpMs, ...(t.snapshotMs !== undefined ? { snapshot: t.snapshotMs } : {}), store: t.totalMs - t.dumpMs, process: ms - t.totalMs },
     ref: out.id,
+    memory: out.memory ?? 'full',
+    incremental: !!out.imagesParent,
     remove: async () => {
       await run(process.execPath, [ctx.cli, 'checkpoint', 'rm', out.id], { reject: false, timeoutMs: 120_000 });
     },
@@ -92,9 +102,9 @@ async function stockRollback(ctx: ContenderContext, container: string, file: str
 }
 
 export function checkpointWith(c: RollbackContender, ctx: ContenderContext, container: string, rep: number): Promise<TakenCheckpoint> {
-  return c === 'engine' ? engineCheckpoint(ctx, container) : stockCheckpoint(ctx, container, rep);
+  return c === 'stock' ? stockCheckpoint(ctx, container, rep) : engineCheckpoint(ctx, container, c === 'engine-incremental');
 }
 
 export function rollbackWith(c: RollbackContender, ctx: ContenderContext, container: string, ref: string): Promise<Timed> {
-  return c === 'engine' ? engineRollback(ctx, container, ref) : stockRollback(ctx, container, ref);
+  return c === 'stock' ? stockRollback(ctx, container, ref) : engineRollback(ctx, container, ref);
 }

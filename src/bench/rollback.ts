@@ -17,6 +17,7 @@ import { pixelDiff, screenshot } from './screen.js';
 import { summarize, type Summary } from './stats.js';
 import { readCounter, SCREEN_THRESHOLD, verifyCounter, verifyScreen, VerifyError, type Counter } from './verify.js';
 import { WORKLOADS } from './workloads.js';
+import { PauseProbe } from './pause.js';
 
 export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2'];
 
@@ -30,6 +31,10 @@ export interface RollbackSample {
   error?: string;
   checkpointMs?: number;
   frozenMs?: number;
+  /** The longest stop the source's own probe saw during the checkpoint (ms). */
+  pauseMs?: number;
+  /** The checkpoint dumped only the pages written since its parent. */
+  incremental?: boolean;
   rollbackMs?: number;
   /** "checkpoint.dump", "rollback.restore", ... (ms). */
   phases?: Record<string, number>;
@@ -43,6 +48,8 @@ interface Probe<S, C> {
   change(podman: Podman, name: string, at: S): Promise<C>;
   /** The container shows `at` again, not `changed`, and runs on. */
   verify(podman: Podman, name: string, at: S, changed: C): Promise<void>;
+  /** A small step between two checkpoints (what an incremental checkpoint then writes). */
+  step(podman: Podman, name: string): Promise<void>;
 }
 
 const MARKER = '/tmp/tfork-bench-after-checkpoint';
@@ -65,6 +72,10 @@ const counterProbe: Probe<Counter, Counter> = {
     if (marker.exitCode === 0) throw new VerifyError(name, `${MARKER}, written after the checkpoint, is still there`);
     await verifyCounter(podman, [name], at);
   },
+  // The counter runs on by itself.
+  step: async () => {
+    await sleep(500);
+  },
 };
 
 const screenProbe: Probe<Buffer, void> = {
@@ -78,6 +89,11 @@ const screenProbe: Probe<Buffer, void> = {
     if (d < 5 * SCREEN_THRESHOLD) throw new VerifyError(name, `typing after the checkpoint changed only ${(d * 100).toFixed(3)}% of the screen: a rollback could not be told from none`);
   },
   verify: (podman, name, at) => verifyScreen(podman, [name], at),
+  // A line typed, the issue's "small change".
+  async step(podman, name) {
+    await execIn(podman, name, ['sh', '-c', `xdotool search --name tfork-xterm windowactivate --sync; xdotool type --delay 2 "echo step-${randomBytes(4).toString('hex')}"; xdotool key Return`]);
+    await sleep(500);
+  },
 };
 
 const PROBES: Partial<Record<WorkloadId, Probe<unknown, unknown>>> = {
@@ -85,15 +101,23 @@ const PROBES: Partial<Record<WorkloadId, Probe<unknown, unknown>>> = {
   W2: screenProbe as Probe<unknown, unknown>,
 };
 
-async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source: string, contender: RollbackContender, rep: number): Promise<RollbackSample> {
+async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source: string, contender: RollbackContender, rep: number, pause: PauseProbe): Promise<RollbackSample> {
   const probe = PROBES[workload]!;
   const s: RollbackSample = { workload, rep, contender, startedAt: new Date().toISOString(), ok: false };
   let phase: RollbackSample['failedAt'] = 'checkpoint';
-  let remove: (() => Promise<void>) | undefined;
+  const removals: (() => Promise<void>)[] = [];
   try {
+    if (contender === 'engine-incremental') {
+      // The checkpoint before the step (untimed): the measured one writes what the step changed.
+      removals.push((await checkpointWith(contender, ctx, source, rep)).remove);
+      await probe.step(ctx.podman, source);
+    }
     const at = await probe.at(ctx.podman, source);
+    await pause.reset();
     const cp = await checkpointWith(contender, ctx, source, rep);
-    remove = cp.remove;
+    s.pauseMs = await pause.read();
+    s.incremental = cp.incremental;
+    removals.unshift(cp.remove);
     phase = 'change';
     const changed = await probe.change(ctx.podman, source, at);
     phase = 'rollback';
@@ -109,7 +133,7 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source:
     s.failedAt = phase;
     s.error = asTforkError(err).message;
   } finally {
-    await remove?.();
+    for (const remove of removals) await remove();
   }
   return s;
 }
@@ -122,13 +146,17 @@ export async function runRollbackSet(ctx: RunnerContext, workload: WorkloadId, r
     if (!PROBES[workload]) throw new TforkError('E_USAGE', `checkpoint/rollback is measured on ${Object.keys(PROBES).join(', ')}, not ${workload}`);
     await startSource(ctx.podman, { name: source, image: w.image, args: w.args(), label: ctx.label });
     await w.prepare(ctx.podman, source);
+    // Started before any checkpoint, so every rollback brings it back with its pid.
+    const pause = await PauseProbe.start(ctx.podman, source, ctx.pauseProbe);
     for (let rep = 1; rep <= reps; rep++) {
       for (const contender of ROLLBACK_CONTENDERS) {
         ctx.signal?.throwIfAborted();
-        const s = await measureRollback(ctx, workload, source, contender, rep);
+        const s = await measureRollback(ctx, workload, source, contender, rep, pause);
         samples.push(s);
         const sec = (ms?: number) => ((ms ?? NaN) / 1000).toFixed(2);
-        ctx.progress(`${workload} checkpoint+rollback rep ${rep}/${reps} ${contender}: ${s.ok ? `checkpoint ${sec(s.checkpointMs)}s (frozen ${sec(s.frozenMs)}s), rollback ${sec(s.rollbackMs)}s` : `FAILED at ${s.failedAt}: ${s.error}`}`);
+        ctx.progress(
+          `${workload} checkpoint+rollback rep ${rep}/${reps} ${contender}: ${s.ok ? `checkpoint ${sec(s.checkpointMs)}s${s.incremental ? ' (changes only)' : ''} (frozen ${sec(s.frozenMs)}s, paused ${sec(s.pauseMs)}s inside), rollback ${sec(s.rollbackMs)}s` : `FAILED at ${s.failedAt}: ${s.error}`}`,
+        );
         const state = await containerState(ctx.podman, source);
         if (state !== 'running') throw new TforkError('E_INVALID_STATE', `the source ${source} is ${state} after a failed run; the set stops`);
       }
@@ -152,6 +180,9 @@ export interface RollbackRow {
   errors: string[];
   checkpointMs?: Summary;
   frozenMs?: Summary;
+  pauseMs?: Summary;
+  /** How many of the verified runs dumped only the changes. */
+  incremental: number;
   rollbackMs?: Summary;
   phases: Record<string, Summary>;
 }
@@ -163,6 +194,8 @@ export interface RollbackRatio {
   checkpoint?: Summary;
   rollback?: Summary;
   frozen?: Summary;
+  /** The engine's full checkpoint / its incremental one after a small step, pair by pair. */
+  incremental?: Summary;
 }
 
 export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRow[]; ratios: RollbackRatio[] } {
@@ -184,10 +217,12 @@ export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRo
         errors: all.filter((s) => !s.ok).slice(0, 3).map((s) => `rep ${s.rep} ${s.failedAt}: ${s.error}`),
         checkpointMs: summarize(ok.map((s) => s.checkpointMs)),
         frozenMs: summarize(ok.map((s) => s.frozenMs)),
+        pauseMs: summarize(ok.map((s) => s.pauseMs)),
+        incremental: ok.filter((s) => s.incremental).length,
         rollbackMs: summarize(ok.map((s) => s.rollbackMs)),
         phases,
       };
-    }),
+    }).filter((r) => r.runs > 0),
   );
   const ratios = workloads.map((workload): RollbackRatio => {
     const of = (c: RollbackContender) => samples.filter((s) => s.workload === workload && s.contender === c && s.ok);
@@ -196,7 +231,11 @@ export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRo
       return b ? [[e, b] as const] : [];
     });
     const r = (f: (s: RollbackSample) => number | undefined) => summarize(pairs.map(([e, b]) => (f(e) && f(b) ? f(b)! / f(e)! : undefined)));
-    return { workload, pairs: pairs.length, checkpoint: r((s) => s.checkpointMs), rollback: r((s) => s.rollbackMs), frozen: r((s) => s.frozenMs) };
+    const inc = of('engine').flatMap((e) => {
+      const i = of('engine-incremental').find((x) => x.rep === e.rep && x.incremental);
+      return i && e.checkpointMs && i.checkpointMs ? [e.checkpointMs / i.checkpointMs] : [];
+    });
+    return { workload, pairs: pairs.length, checkpoint: r((s) => s.checkpointMs), rollback: r((s) => s.rollbackMs), frozen: r((s) => s.frozenMs), incremental: summarize(inc) };
   });
   return { rows, ratios };
 }

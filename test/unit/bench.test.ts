@@ -165,22 +165,31 @@ describe('aggregation', () => {
 });
 
 describe('checkpoint and rollback results', () => {
-  const r = (contender: 'engine' | 'stock', rep: number, checkpointMs: number, rollbackMs: number, ok = true): RollbackSample => ({
-    workload: 'W1', rep, contender, startedAt: '', ok, checkpointMs, rollbackMs, frozenMs: checkpointMs / 4, phases: { 'rollback.stop': rollbackMs / 2 },
+  const r = (contender: 'engine' | 'engine-incremental' | 'stock', rep: number, checkpointMs: number, rollbackMs: number, ok = true): RollbackSample => ({
+    workload: 'W1', rep, contender, startedAt: '', ok, checkpointMs, rollbackMs, frozenMs: checkpointMs / 4, pauseMs: checkpointMs / 3, phases: { 'rollback.stop': rollbackMs / 2 },
+    ...(contender === 'engine-incremental' ? { incremental: rep !== 2 } : {}),
     ...(ok ? {} : { failedAt: 'verify', error: 'counter 90 is not behind 80' }),
   });
-  const samples = [r('engine', 1, 500, 600), r('stock', 1, 1000, 600), r('engine', 2, 400, 800), r('stock', 2, 1200, 400), r('engine', 3, 1, 1, false), r('stock', 3, 900, 500)];
+  const samples = [
+    r('engine', 1, 500, 600), r('engine-incremental', 1, 100, 600), r('stock', 1, 1000, 600),
+    r('engine', 2, 400, 800), r('engine-incremental', 2, 400, 600), r('stock', 2, 1200, 400),
+    r('engine', 3, 1, 1, false), r('engine-incremental', 3, 50, 600), r('stock', 3, 900, 500),
+  ];
   it('medians of verified runs, stock/engine pair by pair, failures listed', () => {
     const a = aggregateRollback(samples);
     expect(a.rows.find((x) => x.contender === 'engine')).toMatchObject({ runs: 3, failures: 1, checkpointMs: { median: 450 }, rollbackMs: { median: 700 }, phases: { 'rollback.stop': { median: 350 } } });
     expect(a.rows.find((x) => x.contender === 'engine')!.errors[0]).toMatch(/rep 3 verify: counter 90/);
     expect(a.ratios[0]).toMatchObject({ workload: 'W1', pairs: 2, checkpoint: { min: 2, max: 3 }, rollback: { min: 0.5, max: 1 } });
+    // Only runs that dumped the changes only, against the full checkpoint of the same repetition.
+    expect(a.ratios[0]!.incremental).toMatchObject({ n: 1, median: 5 });
+    expect(a.rows.find((x) => x.contender === 'engine-incremental')).toMatchObject({ runs: 3, incremental: 2, pauseMs: { median: 100 / 3 } });
   });
   it('table section and bar chart', () => {
     const rb = aggregateRollback(samples);
     const table = renderTable({ machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 }, startedAt: '', run: 'r', reps: 3, contenders: ['engine', 'stock'], results: { rows: [], ratios: [], slopes: [], rollback: rb } });
-    expect(table).toMatch(/W1 +engine +2\/3 +0\.45 \(0\.40-0\.50\)/);
-    expect(table).toMatch(/W1 +2 +2\.50x \(2\.00-3\.00\) +0\.75x/);
+    expect(table).toMatch(/W1 +engine +2\/3 +full +0\.45 \(0\.40-0\.50\)/);
+    expect(table).toMatch(/W1 +engine-incremental +3\/3 +changes in 2 +0\.10 \(0\.05-0\.40\)/);
+    expect(table).toMatch(/W1 +2 +2\.50x \(2\.00-3\.00\) +0\.75x .* 5\.00x/);
     expect(table).toMatch(/W1 checkpoint\+rollback engine rep 3 verify/);
     const svg = barChart({ title: 'a <b>', yLabel: 's', groups: ['W1 checkpoint', 'W1 rollback'], series: [{ name: 'engine', bars: [{ y: 0.5, min: 0.4, max: 0.6 }, undefined] }, { name: 'stock', bars: [{ y: 1 }, { y: 2 }] }] });
     expect(svg).toMatch(/^<svg [^]*<\/svg>\n$/);
