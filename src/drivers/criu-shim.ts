@@ -110,10 +110,14 @@ export const CONTAINER_CRIU_CONF = 'tfork-criu.conf';
  * operation reach CRIU whichever podman process (a CLI or the long-lived
  * service) runs it. Without such a file CRIU runs as is.
  */
-export function dispatchShimText(criuBin: string): string {
+export function dispatchShimText(criuBin: string, kdatDir?: string): string {
   return [
     '#!/bin/sh',
     '# Written by `podman-tfork setup`: CRIU with the options podman-tfork left in the bundle of the container it works on.',
+    // CRIU keeps what it learnt of the kernel in a cache only on a tmpfs, /run by default; where
+    // /run is not one, every dump and restore probed the kernel again (~20 ms of CPU each).
+    // The directory is per build of CRIU (criu-modules/patches/0009).
+    ...(kdatDir ? [`CRIU_KDAT_DIR=${shQuote(kdatDir)}`, 'export CRIU_KDAT_DIR'] : []),
     `if [ -z "$CRIU_CONFIG_FILE" ] && [ -r /proc/$PPID/cmdline ]; then`,
     `  wp=$(tr '\\0' '\\n' < /proc/$PPID/cmdline | sed -n -e '/^--work-path$/{n;p;q;}' -e 's/^--work-path=//p')`,
     `  if [ -n "$wp" ] && [ -f "$wp/${CONTAINER_CRIU_CONF}" ]; then`,

@@ -19,7 +19,7 @@ import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
 import { assertCapturable, captureState, discardScratch, inspectForCapture, memoryScratch, scratchDir, withContainerLock, type CapturedState } from '../state/capture.js';
-import { captureMode } from '../state/capture-mode.js';
+import { BACKGROUND_MIN_BYTES, captureMode } from '../state/capture-mode.js';
 import { containerMemoryBytes } from '../../drivers/memory.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
@@ -71,10 +71,12 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
       const sourceBytes = containerMemoryBytes(src.pid);
       const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env, sourceBytes).mode;
       if (capture === 'background' || o.stop) await stopTracking(l, src.id);
-      // A frozen capture writes its images in memory when they fit, and they move to the store after
-      // the source runs on: its pause is then not the storage's write speed (1 GiB: 4.5 s on the
-      // storage filesystem here, under 1 s in memory).
-      shm = capture === 'frozen' && !o.stop ? memoryScratch(l, sourceBytes) : undefined;
+      // A large frozen capture writes its images in memory when they fit, and they move to the store
+      // after the source runs on: its pause is then not the storage's write speed (1 GiB: 4.5 s on the
+      // storage filesystem here, under 1 s in memory). A small one goes to the page cache as fast,
+      // and the move would only add to its time.
+      const large = (sourceBytes ?? 0) >= BACKGROUND_MIN_BYTES;
+      shm = capture === 'frozen' && !o.stop && large ? memoryScratch(l, sourceBytes) : undefined;
       if (shm) journal.add({ kind: 'scratch', path: shm });
       const captured = await captureState(podman, l, src, scratch, {
         leaveRunning: !o.stop,

@@ -123,7 +123,11 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       const src = (await recoverContainer(l, podman, found.id, { signal })).length ? await inspectContainer(podman, found.id, { signal }) : found;
       await assertCapturable(src);
       const names = cloneNames(src.name, o.copies, options.name);
-      const [taken, spec] = await Promise.all([takenNames(podman, names, { signal }), src.ports.length ? undefined : cloneSpec(podman, src, { signal })]);
+      // The copies' spec (a podman process, ~70 ms) is needed only to register them, which overlaps
+      // the dump: it is made meanwhile, and a failure fails the registration.
+      const spec = src.ports.length ? Promise.resolve(undefined) : cloneSpec(podman, src, { signal });
+      spec.catch(() => undefined); // awaited (and reported) by the registrations
+      const taken = await takenNames(podman, names, { signal });
       if (taken.length) throw new TforkError('E_EXISTS', `the name${taken.length > 1 ? 's' : ''} ${taken.join(', ')} ${taken.length > 1 ? 'are' : 'is'} already in use`, { suggestions: ['choose another base with --name'] });
       return { src, names, spec };
     });
@@ -165,7 +169,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       ? []
       : names.map((name, i) => {
           const key = tx.intend({ kind: 'container', name });
-          const registering = registerCopy(podman, src, v.spec, name, { signal }).then((id) => {
+          const registering = v.spec.then((spec) => registerCopy(podman, src, spec, name, { signal })).then((id) => {
             reports[i]!.id = id;
             if (key) tx.journal?.update(key, { id });
             tx.onRollback(`clone ${name}`, () => removeContainer(podman, id), key);

@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync, readdirS
 import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { aptInstall, aptUpdate, missingPackages } from '../../drivers/apt.js';
-import { isRoot } from '../../drivers/host.js';
+import { fsType, isRoot } from '../../drivers/host.js';
 import { Podman } from '../../drivers/podman.js';
 import { TforkError } from '../../errors.js';
 import { containersConf, storageConf } from '../podman-config.js';
@@ -20,6 +20,26 @@ import { ensureGraftModule } from './kernel-module.js';
 import { dispatchShimText } from '../../drivers/criu-shim.js';
 import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from './rlimits.js';
 import { imageRef } from './images.js';
+
+/**
+ * Where CRIU keeps its kernel facts when /run is not a tmpfs: beside the images kept in memory,
+ * one directory per build of CRIU (a cache written by another build is never read). None when
+ * that place is not a tmpfs either: CRIU would refuse it.
+ */
+function fsTypeOf(p: string): string | undefined {
+  try {
+    return fsType(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function kdatCacheDir(l: Layout): string | undefined {
+  if (fsTypeOf('/run') === 'tmpfs') return undefined;
+  const base = path.dirname(l.shmStaging);
+  if (fsTypeOf(base) !== 'tmpfs') return undefined;
+  return path.join(l.shmStaging, `kdat-${componentStamp(l, CRIU).slice(0, 12)}`);
+}
 
 export interface SetupOptions {
   layout: Layout;
@@ -112,7 +132,7 @@ export function setupSteps(o: SetupOptions): Step[] {
         for (const [f, text] of Object.entries(hooks)) changed = writeIfChanged(path.join(l.hooksDir, f), text) || changed;
         mkdirSync(l.shimDir, { recursive: true });
         const shim = path.join(l.shimDir, 'criu');
-        changed = writeIfChanged(shim, dispatchShimText(installedBinary(l, CRIU))) || changed;
+        changed = writeIfChanged(shim, dispatchShimText(installedBinary(l, CRIU), kdatCacheDir(l))) || changed;
         chmodSync(shim, 0o755);
         // A running podman service keeps the configuration it started with.
         if (changed) new Podman(l).api.stop();

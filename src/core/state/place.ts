@@ -120,7 +120,11 @@ function restoreConf(o: RestoreOptions): string[] {
     writeMarkerScript(script, 'post-restore', o.graftedMarker);
     graft.push(`action-script ${script}`);
   }
-  return ['file-locks', ...(o.tcpClose ? ['tcp-close'] : []), ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
+  // The dumps of states whose restores close TCP connections skip CRIU's network lock
+  // (capture.ts): the restore has no lock rule to remove, and two failing iptables-restore runs
+  // per copy cost CPU the other copies need.
+  const close = o.tcpClose ? ['tcp-close', 'network-lock skip'] : [];
+  return ['file-locks', ...close, ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
 }
 
 /** Restore a placed state (through the podman service, or a podman process with TFORK_PODMAN_API=cli); returns its duration in ms. */
