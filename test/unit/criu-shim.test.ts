@@ -4,12 +4,13 @@
  * real with sh, a parent shell standing in for crun and a stand-in for CRIU
  * that prints the configuration file it was given.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { CONTAINER_CRIU_CONF, dispatchShimText, writeContainerCriuConf, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
+import { CONTAINER_CRIU_CONF, dispatchShimText, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
+import { writeCgroupYard } from '../../src/drivers/cgroups.js';
 import { parseMemoryStat } from '../../src/drivers/memory.js';
 import { apiErrorMessage, serviceEnv } from '../../src/drivers/podman-api.js';
 
@@ -47,6 +48,103 @@ describe('dispatching criu', () => {
     expect(underParent(shim, ['restore', '--work-path', bundle], { CRIU_CONFIG_FILE: '/x.conf' })).toBe('conf=/x.conf args=swrk 3');
     removeContainerCriuConf(bundle);
     expect(underParent(shim, ['restore', '--work-path', bundle, 'id'])).toBe('conf=none args=swrk 3');
+  });
+});
+
+describe('dispatching criu and the kernel facts cache', () => {
+  it('names the cache directory it was written with, and none without', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
+    const fake = path.join(dir, 'criu-real');
+    writeFileSync(fake, '#!/bin/sh\necho "kdat=${CRIU_KDAT_DIR:-none}"\n');
+    chmodSync(fake, 0o755);
+    for (const [kdat, want] of [['/dev/shm/x/kdat-1', 'kdat=/dev/shm/x/kdat-1'], [undefined, 'kdat=none']] as const) {
+      const shim = path.join(dir, 'criu');
+      writeFileSync(shim, dispatchShimText(fake, kdat));
+      chmodSync(shim, 0o755);
+      expect(underParent(shim, ['check'])).toBe(want);
+    }
+  });
+});
+
+describe('the snapshot action script', () => {
+  /** Run the script as CRIU would, action by action, with a stand-in for btrfs that records its call. */
+  function script(o: { fail?: boolean; btrfsExit?: number } = {}) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-snap-'));
+    const btrfs = path.join(dir, 'btrfs');
+    writeFileSync(btrfs, `#!/bin/sh\nsleep 0.2\necho "$*" > ${dir}/called\necho "btrfs says no" >&2\nexit ${o.btrfsExit ?? 0}\n`);
+    chmodSync(btrfs, 0o755);
+    const hook = path.join(dir, 'dump-hook');
+    const timesFile = path.join(dir, 'times');
+    writeSnapshotScript(hook, { rootfs: '/src', snapshot: path.join(dir, 'snap'), timesFile, btrfs, fail: o.fail });
+    const act = (action: string) => spawnSync(hook, [], { env: { PATH: process.env.PATH, CRTOOLS_SCRIPT_ACTION: action } });
+    return { dir, hook, timesFile, act };
+  }
+
+  it('starts the snapshot at network-lock and post-dump waits for it', () => {
+    const { dir, act, timesFile } = script();
+    expect(act('pre-dump').status).toBe(0);
+    const t0 = Date.now();
+    expect(act('network-lock').status).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(150); // not waited for here
+    expect(act('post-dump').status).toBe(0);
+    expect(readFileSync(path.join(dir, 'called'), 'utf8').trim()).toBe(`subvolume snapshot -r /src ${path.join(dir, 'snap')}`);
+    const times = parseDumpTimes(readFileSync(timesFile, 'utf8'));
+    expect(times.snapshotEnd! - times.snapshotStart!).toBeGreaterThanOrEqual(150);
+    expect(times.snapshotFailed).toBe(false);
+  });
+
+  it('takes the snapshot at post-dump when there was no network-lock (no network namespace of its own)', () => {
+    const { dir, act } = script();
+    expect(act('post-dump').status).toBe(0);
+    expect(readFileSync(path.join(dir, 'called'), 'utf8')).toContain('subvolume snapshot -r /src');
+  });
+
+  it('fails post-dump with the tool\'s words when the snapshot failed, and says so', async () => {
+    for (const o of [{ btrfsExit: 1 }, { fail: true }]) {
+      const { act, timesFile, hook } = script(o);
+      act('network-lock');
+      await snapshotSettled(hook);
+      const r = act('post-dump');
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toMatch(o.fail ? /fault injected: snapshot/ : /btrfs says no/);
+      expect(parseDumpTimes(readFileSync(timesFile, 'utf8')).snapshotFailed).toBe(true);
+    }
+  });
+});
+
+describe('cgroup yard', () => {
+  const MOUNTINFO = [
+    '30 1 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755',
+    '31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
+    '32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd',
+    '33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct',
+    '34 30 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+    '35 30 0:30 /sub /mnt/memory-sub rw - cgroup cgroup rw,memory',
+  ].join('\n');
+  function proc(cgroup: string, mountinfo = MOUNTINFO): string {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-proc-'));
+    mkdirSync(path.join(dir, '7'));
+    mkdirSync(path.join(dir, 'self'));
+    writeFileSync(path.join(dir, '7', 'cgroup'), cgroup);
+    writeFileSync(path.join(dir, 'self', 'mountinfo'), `${mountinfo}\n`);
+    return dir;
+  }
+
+  it("links each of the process's hierarchies, named as CRIU names them, to where the host mounts it whole", () => {
+    const p = proc('4:memory:/libpod_parent/x\n3:cpu,cpuacct:/libpod_parent/x\n1:name=systemd:/libpod_parent/x\n0::/libpod_parent/x\n');
+    const yard = writeCgroupYard(path.join(p, 'yard'), 7, p)!;
+    expect(readdirSync(yard).sort()).toEqual(['cpu,cpuacct', 'memory', 'systemd', 'unified']);
+    expect(readlinkSync(path.join(yard, 'memory'))).toBe('/sys/fs/cgroup/memory');
+    expect(readlinkSync(path.join(yard, 'systemd'))).toBe('/sys/fs/cgroup/systemd');
+    expect(readlinkSync(path.join(yard, 'unified'))).toBe('/sys/fs/cgroup/unified');
+  });
+
+  it('gives none when a hierarchy is not mounted whole (CRIU then mounts its own)', () => {
+    const p = proc('5:pids:/x\n4:memory:/x\n', MOUNTINFO);
+    expect(writeCgroupYard(path.join(p, 'yard'), 7, p)).toBeUndefined();
+    const q = proc('0::/x\n', MOUNTINFO.split('\n').filter((l) => !l.includes('cgroup2')).join('\n'));
+    expect(writeCgroupYard(path.join(q, 'yard'), 7, q)).toBeUndefined();
+    expect(writeCgroupYard(path.join(q, 'yard'), 99, q)).toBeUndefined(); // no such process
   });
 });
 
