@@ -19,7 +19,7 @@ import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
 import { checkpointContainer, inspectContainer, type ContainerInfo } from '../../drivers/containers.js';
 import { deleteSubvolume, isSubvolume } from '../../drivers/btrfs.js';
-import { CONTAINER_CRIU_CONF, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
+import { CONTAINER_CRIU_CONF, parseDumpTimes, snapshotFiles, snapshotSettled, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt } from '../../drivers/criu-log.js';
 import { freeze } from '../../drivers/freezer.js';
 import { writeCgroupYard } from '../../drivers/cgroups.js';
@@ -97,6 +97,8 @@ export interface CaptureOptions {
 }
 
 const BTRFS = '/usr/bin/btrfs';
+/** The dump's action script in a capture's scratch directory (criu-shim.ts writeSnapshotScript). */
+const DUMP_HOOK = 'dump-hook';
 /** The CRIU option of patch 0007: no conntrack tables in the images. */
 const SKIP_CONNTRACK_OPTION = 'skip-conntrack';
 /** Files `podman container checkpoint` leaves in the bundle besides the images. */
@@ -164,8 +166,13 @@ export function memoryScratch(l: Layout, sourceBytes: number | undefined): strin
   return scratchDir(l, 'clone-images', l.shmStaging);
 }
 
-/** Remove a scratch directory and the snapshot in it. */
+/**
+ * Remove a scratch directory and the snapshot in it. A dump that failed (or a
+ * command killed) after the freeze may have left the snapshot it started
+ * running: it ends first, so that it cannot appear in a directory being removed.
+ */
 export async function discardScratch(dir: string): Promise<void> {
+  await snapshotSettled(path.join(dir, DUMP_HOOK));
   const snap = path.join(dir, 'rootfs');
   if (existsSync(snap) && (await isSubvolume(snap))) await deleteSubvolume(snap);
   await removeTree(dir);
@@ -184,7 +191,7 @@ export async function captureState(podman: Podman, l: Layout, src: ContainerInfo
 async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
-  const hook = path.join(dir, 'dump-hook');
+  const hook = path.join(dir, DUMP_HOOK);
   writeSnapshotScript(hook, { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
   // file-locks: a desktop's processes may hold POSIX/flock locks at any instant; carry them.
   const conf = [
@@ -228,13 +235,12 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     await killPointAfter('dump', podman.mode === 'rest' && !o.exportTo ? 100 : 0);
     const r = await dumping;
     if (!r.ok) {
-      // A dump that failed after the freeze may leave the snapshot it started running: let it end
-      // before the caller removes the directory it is made in (and reads what it recorded).
-      await snapshotSettled(hook);
       const times = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '');
       throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotFailed ? 'snapshot' : 'dump' });
     }
     const dumpMs = performance.now() - s;
+    // post-dump waited for the snapshot: nothing is left to settle (discardScratch), nor to keep.
+    for (const f of Object.values(snapshotFiles(hook))) rmSync(f, { force: true });
     let images = path.join(dir, 'images');
     if (lstatSync(path.join(src.bundle, 'checkpoint')).isSymbolicLink()) images = o.imagesDir!;
     else renameSync(path.join(src.bundle, 'checkpoint'), images);
@@ -263,9 +269,6 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
         ...(o.graft ? { frozenSince: s } : {}),
       },
     };
-  } catch (err) {
-    await snapshotSettled(hook);
-    throw err;
   } finally {
     rmSync(path.join(dir, 'cgroup-yard'), { recursive: true, force: true });
     await leaveBundleClean(src.bundle);
