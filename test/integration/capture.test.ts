@@ -96,10 +96,12 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
 
   it('checkpoints in the background, and the rollback brings back the instant', async () => {
     const src = await startWriter(128);
+    let id: string | undefined;
     try {
       const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
       expect(ck.exitCode, ck.stderr).toBe(0);
       const info = JSON.parse(ck.stdout);
+      id = info.id;
       expect(info.capture).toBe('background');
       await sleep(1000);
       const rb = await cli(['rollback', src, info.id]);
@@ -112,6 +114,7 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       expect(await stateOf(src)).toBe('running');
     } finally {
       await rm(src);
+      if (id) await cli(['checkpoint', 'rm', id]);
     }
   });
 

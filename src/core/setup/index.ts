@@ -22,9 +22,10 @@ import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from 
 import { imageRef } from './images.js';
 
 /**
- * Where CRIU keeps its kernel facts when /run is not a tmpfs: beside the images kept in memory,
- * one directory per build of CRIU (a cache written by another build is never read). None when
- * that place is not a tmpfs either: CRIU would refuse it.
+ * Where CRIU keeps its kernel facts when /run is not a tmpfs: beside the directory of images kept
+ * in memory (not in it: cleanup owns what is there), one directory per build of CRIU (a cache
+ * written by another build is never read; those of earlier builds are removed). None when that
+ * place is not a tmpfs either: CRIU would refuse it.
  */
 function fsTypeOf(p: string): string | undefined {
   try {
@@ -38,7 +39,10 @@ function kdatCacheDir(l: Layout): string | undefined {
   if (fsTypeOf('/run') === 'tmpfs') return undefined;
   const base = path.dirname(l.shmStaging);
   if (fsTypeOf(base) !== 'tmpfs') return undefined;
-  return path.join(l.shmStaging, `kdat-${componentStamp(l, CRIU).slice(0, 12)}`);
+  const prefix = `${path.basename(l.shmStaging)}-kdat-`;
+  const dir = path.join(base, `${prefix}${componentStamp(l, CRIU).slice(0, 12)}`);
+  for (const f of readdirSync(base)) if (f.startsWith(prefix) && path.join(base, f) !== dir) rmSync(path.join(base, f), { recursive: true, force: true });
+  return dir;
 }
 
 export interface SetupOptions {
