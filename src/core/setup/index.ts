@@ -21,12 +21,7 @@ import { dispatchShimText } from '../../drivers/criu-shim.js';
 import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from './rlimits.js';
 import { imageRef } from './images.js';
 
-/**
- * Where CRIU keeps its kernel facts when /run is not a tmpfs: beside the directory of images kept
- * in memory (not in it: cleanup owns what is there), one directory per build of CRIU (a cache
- * written by another build is never read; those of earlier builds are removed). None when that
- * place is not a tmpfs either: CRIU would refuse it.
- */
+/** The filesystem type at `p`, or undefined where there is nothing to ask. */
 function fsTypeOf(p: string): string | undefined {
   try {
     return fsType(p);
@@ -35,6 +30,12 @@ function fsTypeOf(p: string): string | undefined {
   }
 }
 
+/**
+ * Where CRIU keeps its kernel facts when /run is not a tmpfs: beside the directory of images kept
+ * in memory (not in it: cleanup owns what is there), one directory per build of CRIU (a cache
+ * written by another build is never read; those of earlier builds are removed). None when that
+ * place is not a tmpfs either: CRIU would refuse it.
+ */
 function kdatCacheDir(l: Layout): string | undefined {
   if (fsTypeOf('/run') === 'tmpfs') return undefined;
   const base = path.dirname(l.shmStaging);
