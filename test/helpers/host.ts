@@ -96,6 +96,33 @@ export async function screenshot(name: string): Promise<Buffer> {
   return screenshotOf(podman(), name);
 }
 
+/**
+ * Wait until the W2 desktop's screen has settled: the xterm is painted (its
+ * white background covers over a tenth of the screen) and two screenshots
+ * half a second apart are the same; returns the last one. A window is mapped
+ * (what xwininfo sees) well before it is painted on a slow CPU (seconds in the
+ * kernel lane's TCG guest): a state captured in between is faithfully cloned,
+ * and then the paint shows up later in the source and in every copy, which a
+ * test comparing screens must not mistake for a defect.
+ */
+export async function waitForSettledScreen(name: string, timeoutMs = 120_000): Promise<Buffer> {
+  const t0 = Date.now();
+  let last: Buffer | undefined;
+  for (;;) {
+    const shot = await screenshot(name);
+    if (last && pixelDiff(shot, last) === 0 && whiteShare(shot) > 0.1) return shot;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`the screen of ${name} did not settle within ${timeoutMs} ms (white share ${whiteShare(shot).toFixed(3)})`);
+    last = shot;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+function whiteShare(rgb: Buffer): number {
+  let white = 0;
+  for (let i = 0; i + 2 < rgb.length; i += 3) if (rgb[i] === 255 && rgb[i + 1] === 255 && rgb[i + 2] === 255) white++;
+  return white / (rgb.length / 3);
+}
+
 export { run, pixelDiff };
 
 /**

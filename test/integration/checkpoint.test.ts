@@ -4,7 +4,7 @@
  * same name and id, and keeps running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, waitFor } from '../helpers/host.js';
+import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, waitFor, waitForSettledScreen } from '../helpers/host.js';
 import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
 
 const skip = await engineGate('checkpoint and rollback');
@@ -124,8 +124,7 @@ describe.skipIf(skip)('checkpoint and rollback (W2 desktop)', () => {
   it('rollback restores the screen', async () => {
     const src = await startContainer('localhost/tfork/desktop');
     await waitFor(src, ['sh', '-c', 'xwininfo -root -tree | grep -q tfork-xterm']);
-    await sleep(1000);
-    const ref = await screenshot(src);
+    const ref = await waitForSettledScreen(src);
     const c = await checkpoint(src);
     try {
       await exec(src, ['sh', '-c', 'xdotool search --name tfork-xterm windowactivate --sync; xdotool type --delay 20 "echo typed-after-checkpoint"; xdotool key Return']);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, CLI, engineGate, expectTier, leaks, newLeaks, exec, pixelDiff, podman, run, screenshot, startContainer, sweep, uniqueName, waitFor, TEST_LABEL } from '../helpers/host.js';
+import { cli, CLI, engineGate, expectTier, leaks, newLeaks, exec, pixelDiff, podman, run, screenshot, startContainer, sweep, uniqueName, waitFor, waitForSettledScreen, TEST_LABEL } from '../helpers/host.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
 import { servicePaths } from '../../src/drivers/podman-api.js';
 import { layout } from '../../src/drivers/layout.js';
@@ -232,7 +232,7 @@ describe.skipIf(skip)('container clone --live (W2 desktop, 4 ways)', () => {
   it('every clone shows the source screen; typing into one changes only that one', async () => {
     const src = await startContainer('localhost/tfork/desktop');
     await waitFor(src, ['sh', '-c', 'xwininfo -root -tree | grep -q tfork-xterm && grep -q ":170C 00000000:0000 0A" /proc/net/tcp']);
-    await sleep(1000);
+    await waitForSettledScreen(src);
     const r = await clone(['--copies=4', '--name', `${src}-d`, src]);
     expect(r.exitCode, r.stderr).toBe(0);
     expectTier(JSON.parse(r.stdout));
