@@ -6,8 +6,11 @@
  * what podman cannot pass: the action script that snapshots the root
  * filesystem while the source is frozen, the ghost limit, tcp-close.
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { run } from './exec.js';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { run, which } from './exec.js';
+import { PACKAGE_DIR } from './layout.js';
+import { TforkError } from '../errors.js';
 import path from 'node:path';
 
 function shQuote(s: string): string {
@@ -102,32 +105,41 @@ export function parseDumpTimes(text: string): { preDump?: number; snapshotStart?
 /** The per-container CRIU configuration file, in the container's bundle, that the dispatching `criu` picks up. */
 export const CONTAINER_CRIU_CONF = 'tfork-criu.conf';
 
+/** The dispatching `criu`'s source (see its header). */
+export const DISPATCH_SOURCE = path.join(PACKAGE_DIR, 'criu-modules', 'dispatch', 'criu-dispatch.c');
+
 /**
- * The `criu` the project's podman runs (first in its PATH, the service's
- * too): crun starts CRIU with `--work-path <bundle>` on its own command line,
- * and a tfork-criu.conf in that bundle, written by podman-tfork around one
- * dump or restore, becomes CRIU's configuration file. So the options of one
- * operation reach CRIU whichever podman process (a CLI or the long-lived
- * service) runs it. Without such a file CRIU runs as is.
+ * Build the `criu` the project's podman runs (first in its PATH, the
+ * service's too): crun starts CRIU with `--work-path <bundle>` on its own
+ * command line, and a tfork-criu.conf in that bundle, written by podman-tfork
+ * around one dump or restore, becomes CRIU's configuration file. So the
+ * options of one operation reach CRIU whichever podman process (a CLI or the
+ * long-lived service) runs it. Without such a file CRIU runs as is.
+ * `kdatDir`: where CRIU caches its kernel facts (CRIU_KDAT_DIR, patch 0009).
+ * Compiled (criu-modules/dispatch/criu-dispatch.c) only when its source or
+ * these change; returns true when it was.
  */
-export function dispatchShimText(criuBin: string, kdatDir?: string): string {
-  return [
-    '#!/bin/sh',
-    '# Written by `podman-tfork setup`: CRIU with the options podman-tfork left in the bundle of the container it works on.',
-    // CRIU keeps what it learnt of the kernel in a cache only on a tmpfs, /run by default; where
-    // /run is not one, every dump and restore probed the kernel again (~20 ms of CPU each).
-    // The directory is per build of CRIU (criu-modules/patches/0009).
-    ...(kdatDir ? [`CRIU_KDAT_DIR=${shQuote(kdatDir)}`, 'export CRIU_KDAT_DIR'] : []),
-    `if [ -z "$CRIU_CONFIG_FILE" ] && [ -r /proc/$PPID/cmdline ]; then`,
-    `  wp=$(tr '\\0' '\\n' < /proc/$PPID/cmdline | sed -n -e '/^--work-path$/{n;p;q;}' -e 's/^--work-path=//p')`,
-    `  if [ -n "$wp" ] && [ -f "$wp/${CONTAINER_CRIU_CONF}" ]; then`,
-    `    CRIU_CONFIG_FILE="$wp/${CONTAINER_CRIU_CONF}"`,
-    '    export CRIU_CONFIG_FILE',
-    '  fi',
-    'fi',
-    `exec ${shQuote(criuBin)} "$@"`,
-    '',
-  ].join('\n');
+export async function buildCriuDispatcher(dest: string, criuBin: string, kdatDir?: string, src = DISPATCH_SOURCE): Promise<boolean> {
+  for (const v of [criuBin, kdatDir ?? '']) {
+    if (/["\\\n]/.test(v)) throw new TforkError('E_INVALID_STATE', `cannot build the criu dispatcher for a path with a quote, backslash or newline: ${v}`);
+  }
+  const defines = [`-DDISPATCH_CRIU_BIN="${criuBin}"`, ...(kdatDir ? [`-DDISPATCH_KDAT_DIR="${kdatDir}"`] : [])];
+  const stamp = createHash('sha256').update(readFileSync(src)).update(JSON.stringify(defines)).digest('hex');
+  const stampFile = `${dest}.stamp`;
+  if (existsSync(dest) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) return false;
+  const gcc = which('gcc', []);
+  if (!gcc) throw new TforkError('E_TOOL_MISSING', `gcc is needed to build ${path.basename(src)}`, { suggestions: ['apt-get install gcc libc6-dev'] });
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.new-${process.pid}`;
+  try {
+    await run(gcc, ['-O2', '-Wall', ...defines, '-o', tmp, src]);
+    // A rename, not a write: a podman running the old one keeps it until it is done.
+    renameSync(tmp, dest);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  writeFileSync(stampFile, `${stamp}\n`);
+  return true;
 }
 
 /** Leave CRIU options for the next dump or restore of the container whose bundle this is. */

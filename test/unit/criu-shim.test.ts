@@ -1,27 +1,27 @@
 /**
  * The dispatching criu: CRIU gets the options left in the bundle named by its
- * parent's --work-path (crun's command line), and nothing otherwise. Run for
- * real with sh, a parent shell standing in for crun and a stand-in for CRIU
- * that prints the configuration file it was given.
+ * parent's --work-path (crun's command line), and nothing otherwise. Built
+ * from its C source with gcc as setup builds it, and run for real: a parent
+ * shell standing in for crun and a stand-in for CRIU that prints what it was
+ * given.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { CONTAINER_CRIU_CONF, dispatchShimText, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
+import { buildCriuDispatcher, CONTAINER_CRIU_CONF, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
 import { writeCgroupYard } from '../../src/drivers/cgroups.js';
 import { parseMemoryStat } from '../../src/drivers/memory.js';
 import { apiErrorMessage, serviceEnv } from '../../src/drivers/podman-api.js';
 
-function setup() {
+async function setup() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
   const fake = path.join(dir, 'criu-real');
   writeFileSync(fake, '#!/bin/sh\necho "conf=${CRIU_CONFIG_FILE:-none} args=$*"\n');
   chmodSync(fake, 0o755);
   const shim = path.join(dir, 'criu');
-  writeFileSync(shim, dispatchShimText(fake));
-  chmodSync(shim, 0o755);
+  await buildCriuDispatcher(shim, fake);
   const bundle = path.join(dir, 'bundle');
   execFileSync('mkdir', ['-p', bundle]);
   return { shim, bundle };
@@ -33,15 +33,15 @@ function underParent(shim: string, argv: string[], env: Record<string, string> =
 }
 
 describe('dispatching criu', () => {
-  it("takes the options of the bundle in its parent's --work-path", () => {
-    const { shim, bundle } = setup();
+  it("takes the options of the bundle in its parent's --work-path", async () => {
+    const { shim, bundle } = await setup();
     writeContainerCriuConf(bundle, ['file-locks', 'tcp-close']);
     expect(underParent(shim, ['restore', '--work-path', bundle, 'id'])).toBe(`conf=${path.join(bundle, CONTAINER_CRIU_CONF)} args=swrk 3`);
     expect(underParent(shim, ['restore', `--work-path=${bundle}`, 'id'])).toBe(`conf=${path.join(bundle, CONTAINER_CRIU_CONF)} args=swrk 3`);
   });
 
-  it('runs CRIU as is without a file, without --work-path, or when CRIU_CONFIG_FILE is set', () => {
-    const { shim, bundle } = setup();
+  it('runs CRIU as is without a file, without --work-path, or when CRIU_CONFIG_FILE is set', async () => {
+    const { shim, bundle } = await setup();
     expect(underParent(shim, ['restore', '--work-path', bundle, 'id'])).toBe('conf=none args=swrk 3');
     writeContainerCriuConf(bundle, ['file-locks']);
     expect(underParent(shim, ['check'])).toBe('conf=none args=swrk 3');
@@ -52,17 +52,27 @@ describe('dispatching criu', () => {
 });
 
 describe('dispatching criu and the kernel facts cache', () => {
-  it('names the cache directory it was written with, and none without', () => {
+  it('names the cache directory it was built with, and none without; rebuilt only when that or its source changes', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
     const fake = path.join(dir, 'criu-real');
     writeFileSync(fake, '#!/bin/sh\necho "kdat=${CRIU_KDAT_DIR:-none}"\n');
     chmodSync(fake, 0o755);
+    const shim = path.join(dir, 'criu');
     for (const [kdat, want] of [['/dev/shm/x/kdat-1', 'kdat=/dev/shm/x/kdat-1'], [undefined, 'kdat=none']] as const) {
-      const shim = path.join(dir, 'criu');
-      writeFileSync(shim, dispatchShimText(fake, kdat));
-      chmodSync(shim, 0o755);
+      expect(await buildCriuDispatcher(shim, fake, kdat)).toBe(true);
+      expect(await buildCriuDispatcher(shim, fake, kdat)).toBe(false);
       expect(underParent(shim, ['check'])).toBe(want);
     }
+    await expect(buildCriuDispatcher(shim, '/bin/"criu')).rejects.toThrow(/quote/);
+  });
+
+  it('says which CRIU it could not run', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
+    const shim = path.join(dir, 'criu');
+    await buildCriuDispatcher(shim, path.join(dir, 'no-such-criu'));
+    const r = spawnSync(shim, ['check']);
+    expect(r.status).toBe(127);
+    expect(r.stderr.toString()).toContain(`cannot run ${path.join(dir, 'no-such-criu')}`);
   });
 });
 

@@ -3,7 +3,7 @@
  * built from Debian's packages and source archive, idempotently. A second
  * run on a set-up machine skips every step whose inputs did not change.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from '../../drivers/layout.js';
 import { aptInstall, aptUpdate, missingPackages } from '../../drivers/apt.js';
@@ -17,7 +17,7 @@ import { ensureStorage } from './storage.js';
 import { buildComponent, componentStamp, CRIU, CRUN, installedBinary, PACKAGES } from './toolchain.js';
 import { hookConfigs } from './hooks.js';
 import { ensureGraftModule } from './kernel-module.js';
-import { dispatchShimText } from '../../drivers/criu-shim.js';
+import { buildCriuDispatcher } from '../../drivers/criu-shim.js';
 import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from './rlimits.js';
 import { imageRef } from './images.js';
 
@@ -137,8 +137,7 @@ export function setupSteps(o: SetupOptions): Step[] {
         for (const [f, text] of Object.entries(hooks)) changed = writeIfChanged(path.join(l.hooksDir, f), text) || changed;
         mkdirSync(l.shimDir, { recursive: true });
         const shim = path.join(l.shimDir, 'criu');
-        changed = writeIfChanged(shim, dispatchShimText(installedBinary(l, CRIU), kdatCacheDir(l))) || changed;
-        chmodSync(shim, 0o755);
+        changed = (await buildCriuDispatcher(shim, installedBinary(l, CRIU), kdatCacheDir(l))) || changed;
         // A running podman service keeps the configuration it started with.
         if (changed) new Podman(l).api.stop();
         return changed ? { note: l.etc } : { skipped: true, note: 'unchanged' };

@@ -20,7 +20,7 @@ import type { Podman } from '../../drivers/podman.js';
 import { checkpointContainer, inspectContainer, type ContainerInfo } from '../../drivers/containers.js';
 import { deleteSubvolume, isSubvolume } from '../../drivers/btrfs.js';
 import { CONTAINER_CRIU_CONF, parseDumpTimes, snapshotFiles, snapshotSettled, writeContainerCriuConf, writeSnapshotScript } from '../../drivers/criu-shim.js';
-import { criuLogExcerpt } from '../../drivers/criu-log.js';
+import { criuLogExcerpt, logBesideImages } from '../../drivers/criu-log.js';
 import { freeze } from '../../drivers/freezer.js';
 import { writeCgroupYard } from '../../drivers/cgroups.js';
 import { removeTree } from '../../drivers/files.js';
@@ -230,6 +230,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
       unlinkBundleImages(src.bundle);
       rmSync(path.join(src.bundle, 'checkpoint'), { recursive: true, force: true });
       symlinkSync(o.imagesDir, path.join(src.bundle, 'checkpoint'));
+      logBesideImages(src.bundle, 'dump.log');
     }
     const dumping = checkpointContainer(podman, src.id, { leaveRunning: o.leaveRunning, tcpEstablished: o.tcpClose, exportTo: o.exportTo, signal: o.signal, timeoutMs: 10 * 60_000 });
     await killPointAfter('dump', podman.mode === 'rest' && !o.exportTo ? 100 : 0);
@@ -244,6 +245,8 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     let images = path.join(dir, 'images');
     if (lstatSync(path.join(src.bundle, 'checkpoint')).isSymbolicLink()) images = o.imagesDir!;
     else renameSync(path.join(src.bundle, 'checkpoint'), images);
+    // The log of a dump that succeeded is not part of its state (logBesideImages).
+    rmSync(path.join(images, 'dump.log'), { force: true });
     let devshm: string | undefined;
     if (existsSync(path.join(src.bundle, 'devshm-checkpoint.tar'))) {
       devshm = path.join(dir, 'devshm-checkpoint.tar');

@@ -14,7 +14,7 @@ import type { Podman } from '../../drivers/podman.js';
 import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
 import { restoreRegistered, storageLayer, writeCloneConfig } from '../../drivers/containers.js';
 import { removeContainerCriuConf, writeContainerCriuConf, writeCriuShim, writeMarkerScript } from '../../drivers/criu-shim.js';
-import { criuLogExcerpt } from '../../drivers/criu-log.js';
+import { criuLogExcerpt, logBesideImages } from '../../drivers/criu-log.js';
 import { linkTree, relinkRelative, removeTree } from '../../drivers/files.js';
 import { TforkError } from '../../errors.js';
 import { CRIU, installedBinary } from '../setup/toolchain.js';
@@ -130,6 +130,8 @@ function restoreConf(o: RestoreOptions): string[] {
 /** Restore a placed state (through the podman service, or a podman process with TFORK_PODMAN_API=cli); returns its duration in ms. */
 export async function restoreContainer(podman: Podman, t: Target, o: RestoreOptions): Promise<number> {
   writeContainerCriuConf(t.bundle, restoreConf(o));
+  const log = path.join(t.bundle, 'restore.log');
+  if (lstatSync(path.join(t.bundle, 'checkpoint'), { throwIfNoEntry: false })?.isSymbolicLink()) logBesideImages(t.bundle, 'restore.log');
   const s = performance.now();
   try {
     const restoring = restoreRegistered(podman, t.id, { signal: o.signal, timeoutMs: 10 * 60_000 });
@@ -140,6 +142,7 @@ export async function restoreContainer(podman: Podman, t: Target, o: RestoreOpti
   } finally {
     // The images served their purpose; the bundle keeps neither them nor the options.
     removeContainerCriuConf(t.bundle);
+    if (lstatSync(log, { throwIfNoEntry: false })?.isSymbolicLink()) rmSync(log);
     const link = path.join(t.bundle, 'checkpoint');
     const links = existsSync(link) && lstatSync(link).isSymbolicLink() ? readlinkSync(link) : undefined;
     unlinkBundleImages(t.bundle);
