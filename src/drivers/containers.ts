@@ -2,7 +2,8 @@
  * Container-level podman operations the clone engine needs, translated into
  * the project's own types (core/ never sees podman's JSON shapes).
  */
-import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Podman } from './podman.js';
 import type { RunOptions } from './exec.js';
@@ -24,6 +25,11 @@ export interface ContainerInfo {
   /** Ports published on the host. */
   ports: PublishedPort[];
   labels: Record<string, string>;
+  /**
+   * A digest of what inspect shows of its configuration (host and container
+   * configuration, networks): what a copy is registered from changes with it.
+   */
+  configDigest: string;
 }
 
 export interface PublishedPort {
@@ -48,6 +54,7 @@ interface RawInspect {
   OCIConfigPath?: string;
   HostConfig?: { PortBindings?: Record<string, { HostPort: string; HostIp?: string }[] | null> };
   Config?: { Labels?: Record<string, string> | null };
+  NetworkSettings?: { Networks?: Record<string, unknown> | null };
 }
 
 function rootfsOf(bundle: string): string {
@@ -72,6 +79,10 @@ function toInfo(r: RawInspect): ContainerInfo {
       return (b ?? []).map((x) => ({ containerPort: Number(port), protocol, hostPort: Number(x.HostPort), ...(x.HostIp ? { hostIp: x.HostIp } : {}) }));
     }),
     labels: r.Config?.Labels ?? {},
+    configDigest: createHash('sha256')
+      .update(JSON.stringify([r.HostConfig ?? null, r.Config ?? null, Object.keys(r.NetworkSettings?.Networks ?? {}).sort()]))
+      .digest('hex')
+      .slice(0, 16),
   };
 }
 
@@ -98,11 +109,59 @@ export interface CloneSpec {
   spec: Record<string, unknown>;
 }
 
-export async function cloneSpec(podman: Podman, src: { id: string }, opts: RunOptions = {}): Promise<CloneSpec | undefined> {
+export async function cloneSpec(podman: Podman, src: { id: string; configDigest: string }, opts: RunOptions = {}): Promise<CloneSpec | undefined> {
   if (podman.mode !== 'rest') return undefined;
+  const cache = specCache(podman, src.id, src.configDigest);
+  const kept = cache.read();
+  if (kept) return { sourceId: src.id, spec: kept };
   const r = await podman.run(['generate', 'spec', src.id], { ...opts, reject: false });
   if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman generate spec failed:\n${r.stderr.trim()}`);
-  return { sourceId: src.id, spec: JSON.parse(r.stdout) as Record<string, unknown> };
+  const spec = JSON.parse(r.stdout) as Record<string, unknown>;
+  cache.write(spec);
+  return { sourceId: src.id, spec };
+}
+
+/**
+ * The spec of a container, kept for its next clone: a container's
+ * configuration does not change after it is created, and `podman generate
+ * spec` is a podman process (~0.1 s of CPU, beside the source's dump) that an
+ * agent forking one container at every step would pay every step. Kept under
+ * the run directory (gone at reboot), valid for one podman build (an upgrade
+ * may spell specs differently) and one configuration as inspect shows it
+ * (`podman update`, `podman network connect` change it); the entries of
+ * containers that no longer exist go when another is written.
+ */
+function specCache(podman: Podman, id: string, configDigest: string): { read(): Record<string, unknown> | undefined; write(spec: Record<string, unknown>): void } {
+  const dir = path.join(podman.layout.runDir, 'specs');
+  const file = path.join(dir, `${id}.json`);
+  const stamp = `${podmanStamp(podman.bin)}:${configDigest}`;
+  const containers = path.join(podman.layout.graphroot, 'btrfs-containers');
+  return {
+    read() {
+      try {
+        const kept = JSON.parse(readFileSync(file, 'utf8')) as { podman: string; spec: Record<string, unknown> };
+        return kept.podman === stamp ? kept.spec : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    write(spec) {
+      try {
+        mkdirSync(dir, { recursive: true });
+        for (const f of readdirSync(dir)) if (!existsSync(path.join(containers, f.replace(/\.json.*$/, '')))) rmSync(path.join(dir, f), { force: true });
+        const tmp = `${file}.${process.pid}`;
+        writeFileSync(tmp, JSON.stringify({ podman: stamp, spec }));
+        renameSync(tmp, file);
+      } catch {
+        // A cache only: the next clone asks podman again.
+      }
+    },
+  };
+}
+
+function podmanStamp(bin: string): string {
+  const st = statSync(bin);
+  return `${bin}:${st.size}:${st.mtimeMs}`;
 }
 
 /** Register a new container NAME with the source's configuration (not started); returns its id. */
