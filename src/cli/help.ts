@@ -7,7 +7,7 @@ import type { Command } from './commands/command.js';
 
 export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_ROOT', description: 'state directory: toolchain prefix, podman config, btrfs storage (default /var/lib/podman-tfork)' },
-  { name: 'TFORK_RUN_DIR', description: 'volatile state: podman runroot, libpod tmp dir, host-wide locks, commit ledgers (default /run/podman-tfork)' },
+  { name: 'TFORK_RUN_DIR', description: 'volatile state: podman runroot, libpod tmp dir, host-wide locks, commit ledgers, the kept specs of cloned containers (default /run/podman-tfork)' },
   { name: 'TFORK_STORAGE_SIZE', description: 'size of the loop-file btrfs created by setup when the host has none (default 40G)' },
   { name: 'TFORK_RUNTIME', description: 'OCI runtime for passed-through podman commands: crun (patched, default) or runc' },
   { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr' },

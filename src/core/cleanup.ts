@@ -22,6 +22,7 @@ import { staleTracking } from './checkpoint/tracking.js';
 import type { Podman } from '../drivers/podman.js';
 import { cgroupParents, cgroupPids, conmonsByContainer, containerCgroups, describePid, removeCgroupTree, CGROUP_PARENT } from '../drivers/cgroups.js';
 import { knownContainerIds } from '../drivers/known-containers.js';
+import { specIds } from '../drivers/containers.js';
 import { deadOps, journalDir, type OpRecord } from './journal.js';
 import { describeOp, killLeftovers, recoverOp, type RecoveryReport } from './recover.js';
 
@@ -219,7 +220,11 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>, o: {
   for (const dir of staleLocks(l)) items.push({ kind: 'lock', path: dir, reason: 'the process holding it is gone' });
   // Read storage again: a container created since the caller listed them is not gone.
   const known = new Set([...liveContainerIds, ...storageContainerIds(l)]);
-  for (const r of [...ledgerIds(l).map((x) => ({ ...x, what: 'commit ledger' })), ...headIds(l).map((x) => ({ ...x, what: 'checkpoint head' }))]) {
+  for (const r of [
+    ...ledgerIds(l).map((x) => ({ ...x, what: 'commit ledger' })),
+    ...headIds(l).map((x) => ({ ...x, what: 'checkpoint head' })),
+    ...specIds(l).map((x) => ({ ...x, what: 'kept clone spec' })),
+  ]) {
     if (!known.has(r.id)) items.push({ kind: 'record', path: r.path, reason: `${r.what} of a removed container` });
   }
   // Unmount first, then delete deepest paths first.

@@ -148,7 +148,7 @@ function specCache(podman: Podman, id: string, configDigest: string): { read(): 
     write(spec) {
       try {
         mkdirSync(dir, { recursive: true });
-        for (const f of readdirSync(dir)) if (!existsSync(path.join(containers, f.replace(/\.json.*$/, '')))) rmSync(path.join(dir, f), { force: true });
+        for (const k of specIds(podman.layout)) if (!existsSync(path.join(containers, k.id))) rmSync(k.path, { force: true });
         const tmp = `${file}.${process.pid}`;
         writeFileSync(tmp, JSON.stringify({ podman: stamp, spec }));
         renameSync(tmp, file);
@@ -157,6 +157,16 @@ function specCache(podman: Podman, id: string, configDigest: string): { read(): 
       }
     },
   };
+}
+
+/** The kept specs (specCache), by container id: `cleanup` removes those of removed containers. */
+export function specIds(l: { runDir: string }): { id: string; path: string }[] {
+  const dir = path.join(l.runDir, 'specs');
+  try {
+    return readdirSync(dir).map((f) => ({ id: f.replace(/\.json.*$/, ''), path: path.join(dir, f) }));
+  } catch {
+    return [];
+  }
 }
 
 function podmanStamp(bin: string): string {

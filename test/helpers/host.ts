@@ -70,7 +70,7 @@ async function containerIds(): Promise<Set<string>> {
   return new Set((await podman().run(['ps', '-a', '--no-trunc', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean));
 }
 
-/** Remove this run's containers, and the records (commit ledgers, checkpoint heads) of removed containers. */
+/** Remove this run's containers, and the records (commit ledgers, checkpoint heads, kept specs) of removed containers. */
 export async function sweep(): Promise<void> {
   await podman().run(['rm', '-f', '-t', '0', '--filter', `label=${TEST_LABEL}`], { reject: false });
   await executeCleanup((await planCleanup(layout(), await containerIds())).filter((i) => i.kind === 'record'));

@@ -122,6 +122,8 @@ describe.skipIf(skip)('cleanup', () => {
     const gone = 'f'.repeat(48) + Date.now().toString(16).padStart(16, '0');
     expect(claimCommit(l, gone, 0, 'test').ok).toBe(true);
     setHead(l, gone, 'cp-of-a-removed-container');
+    mkdirSync(path.join(l.runDir, 'specs'), { recursive: true });
+    writeFileSync(path.join(l.runDir, 'specs', `${gone}.json`), '{}');
     const dead = path.join(locksDir(l), `${uniqueName('dead')}.lock`);
     mkdirSync(dead, { recursive: true });
     writeFileSync(path.join(dead, 'owner'), '999999999 1\n');
@@ -133,6 +135,7 @@ describe.skipIf(skip)('cleanup', () => {
       const of = (p: string) => items.find((i) => i.path === p);
       expect(of(path.join(l.runDir, 'agent', 'commits', `${gone}.json`))).toMatchObject({ kind: 'record', removed: true });
       expect(of(path.join(l.checkpointStore, 'heads', gone))).toMatchObject({ kind: 'record', removed: true });
+      expect(of(path.join(l.runDir, 'specs', `${gone}.json`))).toMatchObject({ kind: 'record', removed: true });
       expect(of(dead)).toMatchObject({ kind: 'lock', removed: true });
       expect(of(path.join(locksDir(l), `${heldKey}.lock`))).toBeUndefined();
       expect(existsSync(path.join(locksDir(l), `${heldKey}.lock`))).toBe(true);
