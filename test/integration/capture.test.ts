@@ -3,7 +3,8 @@
  * its pages are written, and what the clones and checkpoints carry is still
  * one instant of its memory. tfork-memwrite keeps writing its memory and
  * checks it against itself, so a torn capture shows as a BROKEN process in
- * the copy.
+ * the copy; tfork-cowshare does the same for pages a parent and its child
+ * share copy-on-write, which the dump leaves in its pipes uncopied (0010).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -21,14 +22,17 @@ const BACKGROUND = { TFORK_CAPTURE: 'background' };
 const mode = captureMode(layout());
 const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
 
-/** tfork-memwrite's own word: its count, or an error naming what broke. */
-async function progress(name: string): Promise<number> {
-  const r = await exec(name, ['sh', '-c', 'kill -USR1 1; sleep 0.2; cat /tmp/memwrite.status']);
+/** The word of tfork-memwrite or tfork-cowshare: its count, or an error naming what broke. */
+async function count(name: string, program: 'memwrite' | 'cowshare'): Promise<number> {
+  const r = await exec(name, ['sh', '-c', `kill -USR1 1; sleep 0.2; cat /tmp/${program}.status`]);
   const line = r.stdout.trim();
   const m = /^ok (\d+)$/.exec(line);
-  if (!m) throw new Error(`${name}: tfork-memwrite says "${line}"`);
+  if (!m) throw new Error(`${name}: tfork-${program} says "${line}"`);
   return Number(m[1]);
 }
+
+const progress = (name: string): Promise<number> => count(name, 'memwrite');
+const passes = (name: string): Promise<number> => count(name, 'cowshare');
 
 async function startWriter(mib: number): Promise<string> {
   const name = await startContainer(MEMORY, ['/usr/local/bin/tfork-memwrite', String(mib)]);
@@ -37,8 +41,11 @@ async function startWriter(mib: number): Promise<string> {
   return name;
 }
 
-/** The CRIU dump serving the container, once its log says the pages are being written after the thaw. */
-async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise<number | undefined> {
+/**
+ * The CRIU dump serving the container and its log so far, once the log says the pages are being
+ * written after the thaw (what the frozen part did is in the log by then).
+ */
+async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise<{ pid?: number; log: string } | undefined> {
   const criu = installedBinary(layout(), CRIU);
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
@@ -51,15 +58,20 @@ async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise
     if (log.includes('in the background')) {
       for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
         try {
-          if (readlinkSync(`/proc/${p}/exe`) === criu) return Number(p);
+          if (readlinkSync(`/proc/${p}/exe`) === criu) return { pid: Number(p), log };
         } catch {
           // gone
         }
       }
+      return { log };
     }
     await sleep(2);
   }
   return undefined;
+}
+
+async function staticDir(name: string): Promise<string> {
+  return (await podman().run(['inspect', '-f', '{{.StaticDir}}', name])).stdout.trim();
 }
 
 describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
@@ -94,6 +106,35 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     expect(await newLeaks(baseline)).toEqual([]);
   });
 
+  it('clones a parent and a child sharing pages copy-on-write while the child rewrites them: the copies carry one instant', async () => {
+    const baseline = await leaks();
+    const src = await startContainer(MEMORY, ['/usr/local/bin/tfork-cowshare', '16']);
+    await waitFor(src, ['test', '-s', '/tmp/cowshare.status']);
+    const before = await passes(src);
+    const watching = criuInBackgroundPhase(await staticDir(src), 60_000);
+    const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const names: string[] = JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name);
+    try {
+      // The pages the child had not rewritten yet were shared at the freeze: the dump left them in
+      // its pipes instead of copying them while frozen, and the child went on rewriting them.
+      const log = (await watching)?.log ?? '';
+      const shared = [...log.matchAll(/(\d+) KiB shared copy-on-write left in the pipes/g)].reduce((a, m) => a + Number(m[1]), 0);
+      expect(shared, 'no page was left in the pipes as shared copy-on-write').toBeGreaterThan(0);
+      // A child checks every page before it writes it, and the parent its own after each child:
+      // a copy that carries a page taken after it changed says BROKEN within one pass (~0.5 s).
+      await sleep(2500);
+      const at = await Promise.all(names.map(passes));
+      for (const g of at) expect(g).toBeGreaterThan(before);
+      const s1 = await passes(src);
+      await sleep(1500);
+      expect(await passes(src)).toBeGreaterThan(s1);
+    } finally {
+      await rm(...names, src);
+    }
+    expect(await newLeaks(baseline)).toEqual([]);
+  });
+
   it('checkpoints in the background, and the rollback brings back the instant', async () => {
     const src = await startWriter(128);
     let id: string | undefined;
@@ -122,10 +163,10 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const baseline = await leaks();
     // 1 GiB, so that the writing after the thaw lasts long enough to be caught.
     const src = await startWriter(1024);
-    const bundle = (await podman().run(['inspect', '-f', '{{.StaticDir}}', src])).stdout.trim();
+    const bundle = await staticDir(src);
     try {
       const cloning = cli(['container', 'clone', '--live', '--format', 'json', '--name', `${src}-k`, src], { env: BACKGROUND });
-      const pid = await criuInBackgroundPhase(bundle, 60_000);
+      const pid = (await criuInBackgroundPhase(bundle, 60_000))?.pid;
       expect(pid, 'the dump never reached its background phase').toBeDefined();
       process.kill(pid!, 'SIGKILL');
       const r = await cloning;
