@@ -4,11 +4,12 @@
  * keeps the images a chain stands on. The CRIU side runs in
  * test/integration/incremental.test.ts.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kernelHasWpAsync, MAX_CHAIN, planTracking, readBaseline, trackDir, trackingSupport, writeBaseline } from '../../src/core/checkpoint/tracking.js';
+import { HOLDER_COMM, kernelHasWpAsync, MAX_CHAIN, planTracking, readBaseline, sweepRemovedTracking, trackDir, trackingSupport, writeBaseline } from '../../src/core/checkpoint/tracking.js';
 import { chainLength, listStored, removeStored, storeCheckpoint } from '../../src/core/checkpoint/store.js';
 import type { CapturedState } from '../../src/core/state/capture.js';
 import { layout } from '../../src/drivers/layout.js';
@@ -83,5 +84,34 @@ describe('incremental checkpoints: when and against what', () => {
     expect(existsSync(path.join(l.checkpointStore, 'ck-b', 'images', 'pages-1.img'))).toBe(true);
     await removeStored(l, 'ck-c');
     for (const id of ['ck-a', 'ck-b', 'ck-c']) expect(existsSync(path.join(l.checkpointStore, id)), id).toBe(false);
+  });
+
+  it('sweeps the tracking of removed containers, but not of live ones nor one whose holder still runs', async () => {
+    const live = 'a'.repeat(64);
+    const gone = 'b'.repeat(64);
+    const held = 'd'.repeat(64);
+    mkdirSync(path.join(l.graphroot, 'btrfs-containers', live), { recursive: true });
+    for (const id of [live, gone, held]) {
+      mkdirSync(trackDir(l, id), { recursive: true });
+      writeFileSync(path.join(trackDir(l, id), 'baseline'), 'ck\n');
+    }
+    // A process named like the holder, as CRIU's re-executed holder is.
+    const bin = path.join(root, HOLDER_COMM);
+    copyFileSync('/bin/sleep', bin);
+    const holder = spawn(bin, ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      writeFileSync(path.join(trackDir(l, held), 'tracker.pid'), `${holder.pid}\n`);
+      sweepRemovedTracking(l);
+      expect(existsSync(trackDir(l, live))).toBe(true);
+      expect(existsSync(trackDir(l, held))).toBe(true);
+      expect(existsSync(trackDir(l, gone))).toBe(false);
+      // A checkpoint planning its own tracking sweeps too.
+      mkdirSync(trackDir(l, gone), { recursive: true });
+      planTracking(l, live, undefined, () => undefined);
+      expect(existsSync(trackDir(l, gone))).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });

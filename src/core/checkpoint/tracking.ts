@@ -131,6 +131,7 @@ export interface TrackingPlan {
  */
 export function planTracking(l: Layout, containerId: string, head: string | undefined, chainLength: (id: string) => number | undefined): TrackingPlan {
   const dir = trackDir(l, containerId);
+  sweepRemovedTracking(l);
   mkdirSync(dir, { recursive: true });
   const baseline = readBaseline(dir);
   dropBaseline(dir);
@@ -141,6 +142,28 @@ export function planTracking(l: Layout, containerId: string, head: string | unde
   if (!holderPid(dir)) return { dir, reason: 'full: the tracking of written pages ended (its holder is gone)' };
   if (depth >= MAX_CHAIN) return { dir, reason: `full: ${depth} checkpoints in a chain (at most ${MAX_CHAIN})` };
   return { dir, parent: baseline, reason: `incremental: the pages written since ${baseline}` };
+}
+
+/**
+ * Take away the tracking directories of containers that no longer exist and
+ * whose holder is gone (`podman rm` of a tracked container leaves its
+ * directory): a removed container is never checkpointed again, so no lock is
+ * needed. Swept whenever a checkpoint plans its own; `cleanup` lists the rest.
+ */
+export function sweepRemovedTracking(l: Layout): void {
+  const root = path.join(l.runDir, 'track');
+  let dirs: string[];
+  let containers: string[];
+  try {
+    dirs = readdirSync(root);
+    containers = readdirSync(path.join(l.graphroot, 'btrfs-containers'));
+  } catch {
+    return;
+  }
+  for (const d of dirs) {
+    if (containers.some((c) => c.startsWith(d)) || holderPid(path.join(root, d))) continue;
+    rmSync(path.join(root, d), { recursive: true, force: true });
+  }
 }
 
 /**
