@@ -8,12 +8,16 @@
  *                   every copy restores the source's pages
  *   stock           podman container checkpoint --leave-running --file-locks --export F --compress none,
  *                   then N x podman container restore --file-locks --import F --name NAME, all at once
- *                   (the engine restores all copies at once too, and carries file locks too)
+ *                   (the engine restores all copies at once too, and carries file locks too); CRIU's
+ *                   ghost-limit raised to the engine's through CRIU's configuration file, as a user of
+ *                   stock podman would have to (chromium keeps 2 MiB deleted files; the default is 1 MiB)
  * All use the project's podman configuration (storage, runtime, CRIU).
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { CloneReport } from '../core/clone/engine.js';
+import { DEFAULT_GHOST_LIMIT } from '../core/clone/plan.js';
+import { removeContainerCriuConf, writeContainerCriuConf } from '../drivers/criu-shim.js';
 import type { PersistStatus } from '../core/persist/job.js';
 import { run } from '../drivers/exec.js';
 import type { Podman } from '../drivers/podman.js';
@@ -127,15 +131,26 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
   };
 }
 
-/** Stock podman's checkpoint into an export archive, the source left running; CRIU's and podman's stats. */
+/**
+ * Stock podman's checkpoint into an export archive, the source left running; CRIU's and podman's stats.
+ * podman has no flag for CRIU's ghost-limit (deleted files still open are carried up to 1 MiB each):
+ * the limit the engine uses goes in a CRIU configuration file beside the source, where a user of stock
+ * podman would put it in CRIU's own (`/etc/criu/default.conf`).
+ */
 export async function stockExport(ctx: ContenderContext, source: string, file: string): Promise<CheckpointStats> {
-  const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], {
-    reject: false,
-    timeoutMs: TIMEOUT,
-    signal: ctx.signal,
-  });
-  if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
-  return parseCheckpointStats(ck.stdout);
+  const bundle = (await ctx.podman.run(['inspect', '-f', '{{.StaticDir}}', source], { timeoutMs: TIMEOUT, signal: ctx.signal })).stdout.trim();
+  writeContainerCriuConf(bundle, [`ghost-limit ${DEFAULT_GHOST_LIMIT}`]);
+  try {
+    const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], {
+      reject: false,
+      timeoutMs: TIMEOUT,
+      signal: ctx.signal,
+    });
+    if (ck.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman container checkpoint --export exited ${ck.exitCode}: ${lastLine(ck.stderr)}`);
+    return parseCheckpointStats(ck.stdout);
+  } finally {
+    removeContainerCriuConf(bundle);
+  }
 }
 
 export async function runStock(ctx: ContenderContext, source: string, names: string[]): Promise<ContenderRun> {

@@ -54,7 +54,7 @@ export function renderTable(t: TableInput): string {
     `machine ${m.id}: ${machineLine(m)}`,
     `load (1 min) ${m.loadAtStart.toFixed(2)} at start, ${t.loadAtEnd?.toFixed(2) ?? '?'} at end; other containers running: ${m.otherContainersAtStart} at start, ${t.otherContainersAtEnd ?? '?'} at end`,
     'engine         = podman-tfork container clone --live --copies=N',
-    'stock          = podman container checkpoint --leave-running --file-locks --export F --compress none, then N x podman container restore --file-locks --import F --name X at once',
+    'stock          = podman container checkpoint --leave-running --file-locks --export F --compress none, then N x podman container restore --file-locks --import F --name X at once (CRIU ghost-limit as the engine\'s)',
     t.contenders.includes('engine+persist')
       ? 'engine+persist = engine with --persistent=async; "durable" = until `persist wait` returns (stock: until the export is written)'
       : 'engine+persist: not run (no --persistent in this engine, or --persistent off); durable time of the engine: n/a',
