@@ -17,8 +17,11 @@ import { isFrozen } from '../../src/drivers/freezer.js';
 import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
 
 const MEMORY = 'localhost/tfork/memory';
-/** The sources here are small enough that the default (auto) might choose the stock dump. */
-const BACKGROUND = { TFORK_CAPTURE: 'background' };
+/**
+ * The sources here are small enough that the default (auto) might choose the stock dump; and where the
+ * kernel tier runs (tfork_graft), clones would graft instead: this is the stock tier's capture.
+ */
+const BACKGROUND = { TFORK_CAPTURE: 'background', TFORK_GRAFT: '0' };
 const mode = captureMode(layout());
 const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
 
