@@ -45,10 +45,10 @@ async function startWriter(mib: number): Promise<string> {
 }
 
 /**
- * The CRIU dump serving the container and its log so far, once the log says the pages are being
- * written after the thaw (what the frozen part did is in the log by then).
+ * The CRIU dump serving the container and its log so far, once the log says `marker` (by default that
+ * the pages are being written after the thaw: what the frozen part did is in the log by then).
  */
-async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise<{ pid?: number; log: string } | undefined> {
+async function criuInBackgroundPhase(bundle: string, timeoutMs: number, marker = 'in the background'): Promise<{ pid?: number; log: string } | undefined> {
   const criu = installedBinary(layout(), CRIU);
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
@@ -58,7 +58,7 @@ async function criuInBackgroundPhase(bundle: string, timeoutMs: number): Promise
     } catch {
       // not started yet
     }
-    if (log.includes('in the background')) {
+    if (log.includes(marker)) {
       for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
         try {
           if (readlinkSync(`/proc/${p}/exe`) === criu) return { pid: Number(p), log };
@@ -114,7 +114,8 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const src = await startContainer(MEMORY, ['/usr/local/bin/tfork-cowshare', '16']);
     await waitFor(src, ['test', '-s', '/tmp/cowshare.status']);
     const before = await passes(src);
-    const watching = criuInBackgroundPhase(await staticDir(src), 60_000);
+    // The first process's line comes while frozen, well before the dump ends and its log goes.
+    const watching = criuInBackgroundPhase(await staticDir(src), 60_000, 'left in the pipes');
     const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
     expect(r.exitCode, r.stderr).toBe(0);
     const names: string[] = JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name);
