@@ -131,14 +131,18 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
   };
 }
 
+/** The bundle of a stock contender's source, looked up before its timed work (stockExport). */
+export async function stockBundle(ctx: ContenderContext, source: string): Promise<string> {
+  return (await ctx.podman.run(['inspect', '-f', '{{.StaticDir}}', source], { timeoutMs: TIMEOUT, signal: ctx.signal })).stdout.trim();
+}
+
 /**
  * Stock podman's checkpoint into an export archive, the source left running; CRIU's and podman's stats.
  * podman has no flag for CRIU's ghost-limit (deleted files still open are carried up to 1 MiB each):
- * the limit the engine uses goes in a CRIU configuration file beside the source, where a user of stock
- * podman would put it in CRIU's own (`/etc/criu/default.conf`).
+ * the limit the engine uses goes in a CRIU configuration file in the source's `bundle` (stockBundle),
+ * where a user of stock podman would put it in CRIU's own (`/etc/criu/default.conf`).
  */
-export async function stockExport(ctx: ContenderContext, source: string, file: string): Promise<CheckpointStats> {
-  const bundle = (await ctx.podman.run(['inspect', '-f', '{{.StaticDir}}', source], { timeoutMs: TIMEOUT, signal: ctx.signal })).stdout.trim();
+export async function stockExport(ctx: ContenderContext, source: string, bundle: string, file: string): Promise<CheckpointStats> {
   writeContainerCriuConf(bundle, [`ghost-limit ${DEFAULT_GHOST_LIMIT}`]);
   try {
     const ck = await ctx.podman.run(['container', 'checkpoint', '--leave-running', '--file-locks', '--export', file, '--compress', 'none', '--print-stats', source], {
@@ -157,9 +161,10 @@ export async function runStock(ctx: ContenderContext, source: string, names: str
   const file = path.join(ctx.scratch, `${names[0]}.tar`);
   const opts = { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal };
   const cleanup = async () => rmSync(file, { force: true });
+  const bundle = await stockBundle(ctx, source);
   const t0 = performance.now();
   try {
-    const cs = await stockExport(ctx, source, file);
+    const cs = await stockExport(ctx, source, bundle, file);
     const t1 = performance.now();
     const restores = await Promise.all(names.map((name) => ctx.podman.run(['container', 'restore', '--file-locks', '--import', file, '--name', name, '--print-stats'], opts)));
     const t2 = performance.now();

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { run } from '../drivers/exec.js';
 import { parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 import { TforkError } from '../errors.js';
-import { lastLine, stockExport, type ContenderContext } from './contenders.js';
+import { lastLine, stockBundle, stockExport, type ContenderContext } from './contenders.js';
 
 export type RollbackContender = 'engine' | 'engine-incremental' | 'stock';
 export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'engine-incremental', 'stock'];
@@ -76,10 +76,11 @@ async function engineRollback(ctx: ContenderContext, container: string, ref: str
 async function stockCheckpoint(ctx: ContenderContext, container: string, rep: number): Promise<TakenCheckpoint> {
   const file = path.join(ctx.scratch, `${container}-rollback-${rep}.tar`);
   const remove = async () => rmSync(file, { force: true });
+  const bundle = await stockBundle(ctx, container);
   const t0 = performance.now();
   let st: CheckpointStats;
   try {
-    st = await stockExport(ctx, container, file);
+    st = await stockExport(ctx, container, bundle, file);
   } catch (err) {
     await remove();
     throw err;
