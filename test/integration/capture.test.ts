@@ -4,7 +4,9 @@
  * one instant of its memory. tfork-memwrite keeps writing its memory and
  * checks it against itself, so a torn capture shows as a BROKEN process in
  * the copy; tfork-cowshare does the same for pages a parent and its child
- * share copy-on-write, which the dump leaves in its pipes uncopied (0010).
+ * share copy-on-write, which the dump leaves in its pipes uncopied (0010);
+ * tfork-relro for read-only pages of a private file mapping, which the dump
+ * leaves in its pipes under watch (0013), and which it rewrites.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -25,8 +27,8 @@ const BACKGROUND = { TFORK_CAPTURE: 'background', TFORK_GRAFT: '0' };
 const mode = captureMode(layout());
 const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
 
-/** The word of tfork-memwrite or tfork-cowshare: its count, or an error naming what broke. */
-async function count(name: string, program: 'memwrite' | 'cowshare'): Promise<number> {
+/** The word of tfork-memwrite, tfork-cowshare or tfork-relro: its count, or an error naming what broke. */
+async function count(name: string, program: 'memwrite' | 'cowshare' | 'relro'): Promise<number> {
   const r = await exec(name, ['sh', '-c', `kill -USR1 1; sleep 0.2; cat /tmp/${program}.status`]);
   const line = r.stdout.trim();
   const m = /^ok (\d+)$/.exec(line);
@@ -36,6 +38,7 @@ async function count(name: string, program: 'memwrite' | 'cowshare'): Promise<nu
 
 const progress = (name: string): Promise<number> => count(name, 'memwrite');
 const passes = (name: string): Promise<number> => count(name, 'cowshare');
+const rounds = (name: string): Promise<number> => count(name, 'relro');
 
 async function startWriter(mib: number): Promise<string> {
   const name = await startContainer(MEMORY, ['/usr/local/bin/tfork-memwrite', String(mib)]);
@@ -133,6 +136,55 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       const s1 = await passes(src);
       await sleep(1500);
       expect(await passes(src)).toBeGreaterThan(s1);
+    } finally {
+      await rm(...names, src);
+    }
+    expect(await newLeaks(baseline)).toEqual([]);
+  });
+
+  it('leaves read-only file memory in the pipes under watch; a dump that lost the race to a write there is taken again frozen', async () => {
+    const baseline = await leaks();
+    // 4 MiB of relocated-library-like pages, and 64 MiB of ballast the dump writes after the thaw.
+    const src = await startContainer(MEMORY, ['/usr/local/bin/tfork-relro', '4', '64']);
+    await waitFor(src, ['test', '-s', '/tmp/relro.status']);
+    const names: string[] = [];
+    const copiesOf = (stdout: string): { capture: { mode: string; reason: string }; copies: { name: string }[] } => {
+      const report = JSON.parse(stdout);
+      names.push(...report.copies.map((c: { name: string }) => c.name));
+      return report;
+    };
+    try {
+      // Holding still, nothing writes the watched pages: the dump keeps them without a frozen copy.
+      await exec(src, ['kill', '-USR2', '1']);
+      const held = await rounds(src);
+      const watching = criuInBackgroundPhase(await staticDir(src), 60_000, 'left in the pipes and watched');
+      const still = await cli(['container', 'clone', '--live', '--format', 'json', src], { env: BACKGROUND });
+      expect(still.exitCode, still.stderr).toBe(0);
+      const quiet = copiesOf(still.stdout);
+      expect(quiet.capture.mode).toBe('background');
+      const log = (await watching)?.log ?? '';
+      const watched = [...log.matchAll(/(\d+) KiB of read-only file memory left in the pipes and watched/g)].reduce((a, m) => a + Number(m[1]), 0);
+      expect(watched, 'the read-only pages were not left in the pipes under watch').toBeGreaterThanOrEqual(4096);
+      // The copy goes on from the instant; every round checks the page it rewrites, 1024 rounds check them all.
+      const copy = quiet.copies[0]!.name;
+      await exec(copy, ['kill', '-USR2', '1']);
+      await sleep(3000);
+      expect(await rounds(copy)).toBeGreaterThan(held + 1024);
+
+      // Rewriting a page every ~0.2 ms, the source writes a watched page before the dump has written
+      // its pipes: CRIU finds it written (PAGEMAP_SCAN) and fails, and the engine captures again frozen.
+      await exec(src, ['kill', '-USR2', '1']);
+      const before = await rounds(src);
+      const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const raced = copiesOf(r.stdout);
+      expect(raced.capture.mode).toBe('frozen');
+      expect(raced.capture.reason).toMatch(/lost a race.*watched read-only file memory written after the freeze/);
+      await sleep(3000);
+      for (const g of await Promise.all(raced.copies.map((c) => rounds(c.name)))) expect(g).toBeGreaterThan(before + 1024);
+      const s1 = await rounds(src);
+      await sleep(1000);
+      expect(await rounds(src)).toBeGreaterThan(s1);
     } finally {
       await rm(...names, src);
     }

@@ -102,7 +102,7 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
         createdAt: new Date().toISOString(),
         parent: headOf(l, src.id),
         timings: { ...state.timings, totalMs: performance.now() - t0 },
-        capture,
+        capture: captured.retriedFrozen ? 'frozen' : capture,
         imagesParent: tracking?.parent,
         memory: tracking?.reason,
       });

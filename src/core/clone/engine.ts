@@ -158,7 +158,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const tracked = !!holderPid(trackDir(l, src.id));
     const tier = cloneTier(graftAvailable(l), { persistent: !!o.persistent, viaImport, tracked });
     const grafted = tier.level === 2;
-    const capture: CaptureModeInfo = grafted
+    let capture: CaptureModeInfo = grafted
       ? { mode: 'graft', reason: 'the private anonymous pages stay in the frozen source, and every copy grafts them' }
       : keepTracking(tracked, captureMode(l, process.env, sourceBytes));
 
@@ -203,6 +203,8 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
         throw e;
       });
     });
+
+    if (state.retriedFrozen) capture = { mode: 'frozen', reason: `the background capture lost a race with the source and was taken again frozen: ${state.retriedFrozen}` };
 
     // ---- thaw: CRIU resumed the source (tier 1; tier 2 thaws after the grafts); make sure of it.
     const thawSource = () =>

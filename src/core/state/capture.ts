@@ -59,6 +59,11 @@ export interface CapturedState {
     /** A graft capture: when (performance.now()) the source was frozen; it still is. */
     frozenSince?: number;
   };
+  /**
+   * Set when a background capture lost its race with the source and was taken
+   * again frozen: why (CRIU's words).
+   */
+  retriedFrozen?: string;
 }
 
 export interface CaptureOptions {
@@ -172,10 +177,15 @@ export function memoryScratch(l: Layout, sourceBytes: number | undefined): strin
  * running: it ends first, so that it cannot appear in a directory being removed.
  */
 export async function discardScratch(dir: string): Promise<void> {
+  await dropSnapshot(dir);
+  await removeTree(dir);
+}
+
+/** The root filesystem's snapshot in a capture's scratch directory, once its dump hook is done with it. */
+async function dropSnapshot(dir: string): Promise<void> {
   await snapshotSettled(path.join(dir, DUMP_HOOK));
   const snap = path.join(dir, 'rootfs');
   if (existsSync(snap) && (await isSubvolume(snap))) await deleteSubvolume(snap);
-  await removeTree(dir);
 }
 
 /**
@@ -188,7 +198,37 @@ export async function captureState(podman: Podman, l: Layout, src: ContainerInfo
   return withContainerLock(l, src, o.signal, () => capture(podman, l, src, dir, o));
 }
 
+/**
+ * What CRIU says when a background capture lost its race with the source
+ * (criu-modules/patches/0013): a page it could only watch was written before
+ * it was in the images, so nothing of that dump is usable.
+ */
+const LOST_RACE = /could not be captured as of the freeze/;
+
 async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
+  try {
+    return await attempt(podman, l, src, dir, o);
+  } catch (err) {
+    if (!o.background || !(err instanceof TforkError) || !LOST_RACE.test(err.message)) throw err;
+    // The source runs on, unprotected (CRIU let go of it); what the dump left goes, and the capture is
+    // taken again the stock way. A second pause, for a race that needs an mprotect() of read-only memory.
+    const line = err.message.split('\n').find((x) => LOST_RACE.test(x));
+    const why = line?.replace(/^\s*\(\d+\.\d+\)\s*Error \([^)]*\):\s*/, '').trim() ?? 'a page was written before it was captured';
+    await resetScratch(dir, o.imagesDir);
+    const state = await attempt(podman, l, src, dir, { ...o, background: false });
+    return { ...state, retriedFrozen: why };
+  }
+}
+
+/** Empty a capture's scratch directory of what a failed dump made in it (its snapshot included). */
+async function resetScratch(dir: string, imagesDir: string | undefined): Promise<void> {
+  await dropSnapshot(dir);
+  const hook = path.join(dir, DUMP_HOOK);
+  for (const f of ['images', 'dump-times', 'config.json', 'devshm-checkpoint.tar', hook, ...Object.values(snapshotFiles(hook))]) rmSync(path.resolve(dir, f), { recursive: true, force: true });
+  if (imagesDir) rmSync(imagesDir, { recursive: true, force: true });
+}
+
+async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: string, o: CaptureOptions): Promise<CapturedState> {
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
   const hook = path.join(dir, DUMP_HOOK);
