@@ -1,5 +1,5 @@
 import { trackingSupport, type TrackingSupport } from '../../core/checkpoint/tracking.js';
-import { BACKGROUND_MIN_BYTES, captureMode, type CaptureModeInfo } from '../../core/state/capture-mode.js';
+import { captureMode, type CaptureModeInfo } from '../../core/state/capture-mode.js';
 import { probe, type Capabilities } from '../../core/probe.js';
 import { layout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
@@ -35,13 +35,6 @@ interface ServiceInfo {
   capture: { freezer: string; images: string; memory: CaptureModeInfo; checkpoints: TrackingSupport };
 }
 
-/** The capture mode as a rule: with TFORK_CAPTURE=auto it depends on each source's size. */
-function captureModeForInfo(l: Layout): CaptureModeInfo {
-  const m = captureMode(l);
-  const auto = (process.env.TFORK_CAPTURE ?? 'auto') === 'auto';
-  return m.mode === 'background' && auto ? { ...m, reason: `${m.reason}; for sources holding ${BACKGROUND_MIN_BYTES / 2 ** 20} MiB or more, smaller ones get the stock dump (TFORK_CAPTURE=auto)` } : m;
-}
-
 function serviceInfo(): ServiceInfo {
   const podman = new Podman();
   const api = podman.api;
@@ -52,7 +45,7 @@ function serviceInfo(): ServiceInfo {
     idleSeconds: Number(process.env.TFORK_PODMAN_SERVICE_IDLE) > 0 ? Number(process.env.TFORK_PODMAN_SERVICE_IDLE) : DEFAULT_IDLE_SECONDS,
     capture: {
       freezer: 'polled from 50 us, doubling (criu-modules/patches/0002)',
-      memory: captureModeForInfo(podman.layout),
+      memory: captureMode(podman.layout),
       checkpoints: trackingSupport(podman.layout),
       images: process.env.TFORK_IMAGES_IN === 'disk' ? 'storage filesystem (TFORK_IMAGES_IN=disk)' : `${podman.layout.shmStaging} when they fit in a quarter of free memory, else the storage filesystem`,
     },

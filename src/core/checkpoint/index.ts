@@ -19,7 +19,7 @@ import { thaw } from '../../drivers/freezer.js';
 import { asTforkError, TforkError } from '../../errors.js';
 import { DEFAULT_GHOST_LIMIT } from '../clone/plan.js';
 import { assertCapturable, captureState, discardScratch, inspectForCapture, memoryScratch, scratchDir, withContainerLock, type CapturedState } from '../state/capture.js';
-import { BACKGROUND_MIN_BYTES, captureMode } from '../state/capture-mode.js';
+import { captureMode } from '../state/capture-mode.js';
 import { containerMemoryBytes } from '../../drivers/memory.js';
 import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
@@ -27,6 +27,9 @@ import { killPoint, killPointAfter } from '../fault.js';
 import { recoverContainer } from '../recover.js';
 import { chainLength, checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
 import { planTracking, stopTracking, trackingSupport, withTrackingLock, writeBaseline } from './tracking.js';
+
+/** A frozen capture of a source holding this much memory writes its images in memory first (see createCheckpoint). */
+const IMAGES_IN_MEMORY_FROM = 256 * 2 ** 20;
 
 export type { CheckpointInfo } from './store.js';
 
@@ -69,13 +72,13 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
       const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
       // A container that is stopped afterwards gains nothing from running on while its pages are written.
       const sourceBytes = containerMemoryBytes(src.pid);
-      const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env, sourceBytes).mode;
+      const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env).mode;
       if (capture === 'background' || o.stop) await stopTracking(l, src.id);
       // A large frozen capture writes its images in memory when they fit, and they move to the store
       // after the source runs on: its pause is then not the storage's write speed (1 GiB: 4.5 s on the
       // storage filesystem here, under 1 s in memory). A small one goes to the page cache as fast,
       // and the move would only add to its time.
-      const large = (sourceBytes ?? 0) >= BACKGROUND_MIN_BYTES;
+      const large = (sourceBytes ?? 0) >= IMAGES_IN_MEMORY_FROM;
       shm = capture === 'frozen' && !o.stop && large ? memoryScratch(l, sourceBytes) : undefined;
       if (shm) journal.add({ kind: 'scratch', path: shm });
       const captured = await captureState(podman, l, src, scratch, {

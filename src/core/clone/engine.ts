@@ -160,7 +160,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const grafted = tier.level === 2;
     let capture: CaptureModeInfo = grafted
       ? { mode: 'graft', reason: 'the private anonymous pages stay in the frozen source, and every copy grafts them' }
-      : keepTracking(tracked, captureMode(l, process.env, sourceBytes));
+      : keepTracking(tracked, captureMode(l, process.env));
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.
