@@ -33,29 +33,19 @@
 #define STATUS "/tmp/cowshare.status"
 #define BACKING "/tmp/cowshare.map"
 
-static volatile sig_atomic_t want_status;
+#include "status.h"
+
 static uint64_t passes;
 static int is_child;
 
-static void on_usr1(int sig) { (void)sig; want_status = 1; }
-
 static void status(const char *text)
 {
-	FILE *f = fopen(STATUS ".tmp", "w");
-
-	if (!f)
-		return;
-	fprintf(f, "%s %llu\n", text, (unsigned long long)passes);
-	if (fclose(f) == 0)
-		rename(STATUS ".tmp", STATUS);
+	write_status(STATUS, text, passes);
 }
 
 static void broken(const char *what, size_t page)
 {
-	char text[96];
-
-	snprintf(text, sizeof(text), "BROKEN %s (page %zu) at", what, page);
-	status(text);
+	write_broken(STATUS, passes, "%s (page %zu)", what, page);
 	if (is_child)
 		_exit(1);
 	for (;;) /* stays up, so that the status can be read */

@@ -23,27 +23,16 @@
 #define PG 4096
 #define STATUS "/tmp/memwrite.status"
 
-static volatile sig_atomic_t want_status;
-
-static void on_usr1(int sig) { (void)sig; want_status = 1; }
+#include "status.h"
 
 static void status(const char *text, uint64_t g)
 {
-	FILE *f = fopen(STATUS ".tmp", "w");
-
-	if (!f)
-		return;
-	fprintf(f, "%s %llu\n", text, (unsigned long long)g);
-	if (fclose(f) == 0)
-		rename(STATUS ".tmp", STATUS);
+	write_status(STATUS, text, g);
 }
 
 static void broken(const char *what, uint64_t g)
 {
-	char text[64];
-
-	snprintf(text, sizeof(text), "BROKEN %s at", what);
-	status(text, g);
+	write_broken(STATUS, g, "%s", what);
 	exit(1);
 }
 

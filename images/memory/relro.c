@@ -41,29 +41,21 @@
 #define STATUS "/tmp/relro.status"
 #define BACKING "/tmp/relro.map"
 
-static volatile sig_atomic_t want_status, still;
+#include "status.h"
+
+static volatile sig_atomic_t still;
 static uint64_t rounds;
 
-static void on_usr1(int sig) { (void)sig; want_status = 1; }
 static void on_usr2(int sig) { (void)sig; still = !still; }
 
 static void say(const char *text)
 {
-	FILE *f = fopen(STATUS ".tmp", "w");
-
-	if (!f)
-		return;
-	fprintf(f, "%s %llu\n", text, (unsigned long long)rounds);
-	if (fclose(f) == 0)
-		rename(STATUS ".tmp", STATUS);
+	write_status(STATUS, text, rounds);
 }
 
 static void fail(const char *what, size_t page)
 {
-	char text[96];
-
-	snprintf(text, sizeof(text), "BROKEN %s (page %zu) at", what, page);
-	say(text);
+	write_broken(STATUS, rounds, "%s (page %zu)", what, page);
 	for (;;) /* stays up, so that the status can be read */
 		pause();
 }
