@@ -33,7 +33,7 @@
 #define STATUS "/tmp/cowshare.status"
 #define BACKING "/tmp/cowshare.map"
 
-#include "status.h"
+#include "check.h"
 
 static uint64_t passes;
 static int is_child;
@@ -90,18 +90,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	size_t n = mib * (1 << 20) / PG;
-	int fd = open(BACKING, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	volatile uint64_t *p = map_private_file("tfork-cowshare", BACKING, n * PG);
 
-	if (fd < 0 || ftruncate(fd, n * PG)) {
-		perror("tfork-cowshare: " BACKING);
-		return 1;
-	}
-	volatile uint64_t *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED) {
-		perror("tfork-cowshare: mmap");
-		return 1;
-	}
-	close(fd);
 	/* The file holds zeroes; the parent's own copy of each page holds (0, 0) and the page's number. */
 	for (size_t i = 0; i < n; i++)
 		p[i * WORDS + 2] = i;

@@ -23,7 +23,7 @@
 #define PG 4096
 #define STATUS "/tmp/memwrite.status"
 
-#include "status.h"
+#include "check.h"
 
 static void status(const char *text, uint64_t g)
 {

@@ -41,7 +41,7 @@
 #define STATUS "/tmp/relro.status"
 #define BACKING "/tmp/relro.map"
 
-#include "status.h"
+#include "check.h"
 
 static volatile sig_atomic_t still;
 static uint64_t rounds;
@@ -77,20 +77,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	size_t n = mib * (1 << 20) / PG;
-	int fd = open(BACKING, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0 || ftruncate(fd, n * PG)) {
-		perror("tfork-relro: " BACKING);
-		return 1;
-	}
-	volatile uint64_t *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	volatile uint64_t *p = map_private_file("tfork-relro", BACKING, n * PG);
 	char *b = ballast ? mmap(NULL, ballast << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : NULL;
 
-	if (p == MAP_FAILED || b == MAP_FAILED) {
+	if (b == MAP_FAILED) {
 		perror("tfork-relro: mmap");
 		return 1;
 	}
-	close(fd);
 	for (size_t i = 0; i < n; i++)
 		p[i * WORDS + 1] = i;
 	if (b)
