@@ -185,7 +185,7 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       expect(r.exitCode, r.stderr).toBe(0);
       const raced = copiesOf(r.stdout);
       expect(raced.capture.mode).toBe('frozen');
-      expect(raced.capture.reason).toMatch(/lost a race.*watched read-only file memory written after the freeze/);
+      expect(raced.capture.reason).toMatch(/taken again frozen: .*watched read-only file memory written after the freeze/);
       await sleep(3000);
       for (const g of await Promise.all(raced.copies.map((c) => rounds(c.name)))) expect(g).toBeGreaterThan(before + 1024);
       const s1 = await rounds(src);

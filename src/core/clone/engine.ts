@@ -204,7 +204,7 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
       });
     });
 
-    if (state.retriedFrozen) capture = { mode: 'frozen', reason: `the background capture lost a race with the source and was taken again frozen: ${state.retriedFrozen}` };
+    if (state.retriedFrozen) capture = { mode: 'frozen', reason: `the background capture could not keep the instant once the source ran on, and was taken again frozen: ${state.retriedFrozen}` };
 
     // ---- thaw: CRIU resumed the source (tier 1; tier 2 thaws after the grafts); make sure of it.
     const thawSource = () =>

@@ -60,8 +60,8 @@ export interface CapturedState {
     frozenSince?: number;
   };
   /**
-   * Set when a background capture lost its race with the source and was taken
-   * again frozen: why (CRIU's words).
+   * Set when a background capture failed after the source ran on and was
+   * taken again frozen: why (CRIU's words).
    */
   retriedFrozen?: string;
 }
@@ -199,9 +199,10 @@ export async function captureState(podman: Podman, l: Layout, src: ContainerInfo
 }
 
 /**
- * What CRIU says when a background capture lost its race with the source
- * (criu-modules/patches/0013): a page it could only watch was written before
- * it was in the images, so nothing of that dump is usable.
+ * What CRIU says when a background capture failed after the tasks ran on
+ * (bg-pages.c): most likely a page it could only watch was written before it
+ * was in the images (criu-modules/patches/0013). Nothing of that dump is
+ * usable, and the source runs on unharmed.
  */
 const LOST_RACE = /could not be captured as of the freeze/;
 
