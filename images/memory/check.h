@@ -19,6 +19,15 @@ static volatile sig_atomic_t want_status;
 
 static void on_usr1(int sig) { (void)sig; want_status = 1; }
 
+/* A command-line count: its value, or 0 when it is not a whole number. */
+static inline unsigned long count_arg(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	return *s && !*end ? v : 0;
+}
+
 /* Replace the status file at @path with "TEXT COUNT". */
 static inline void write_status(const char *path, const char *text, unsigned long long count)
 {

@@ -82,10 +82,9 @@ static void walk(volatile uint64_t *p, size_t n, uint64_t tag)
 
 int main(int argc, char **argv)
 {
-	char *end;
-	unsigned long mib = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
+	unsigned long mib = argc == 2 ? count_arg(argv[1]) : 0;
 
-	if (argc != 2 || *end || mib == 0) {
+	if (mib == 0) {
 		fprintf(stderr, "usage: tfork-cowshare MIB\n");
 		return 2;
 	}

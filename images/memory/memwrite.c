@@ -38,9 +38,9 @@ static void broken(const char *what, uint64_t g)
 
 int main(int argc, char **argv)
 {
-	char *end;
-	unsigned long mib = argc == 2 ? strtoul(argv[1], &end, 10) : 0;
-	if (argc != 2 || *end || mib == 0) {
+	unsigned long mib = argc == 2 ? count_arg(argv[1]) : 0;
+
+	if (mib == 0) {
 		fprintf(stderr, "usage: tfork-memwrite MIB\n");
 		return 2;
 	}

@@ -60,17 +60,9 @@ static void fail(const char *what, size_t page)
 		pause();
 }
 
-static unsigned long number(const char *s)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	return *s && !*end ? v : 0;
-}
-
 int main(int argc, char **argv)
 {
-	unsigned long mib = argc == 3 ? number(argv[1]) : 0, ballast = argc == 3 ? number(argv[2]) : 0;
+	unsigned long mib = argc == 3 ? count_arg(argv[1]) : 0, ballast = argc == 3 ? count_arg(argv[2]) : 0;
 
 	if (mib == 0) {
 		fprintf(stderr, "usage: tfork-relro MIB BALLAST\n");
