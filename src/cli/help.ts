@@ -10,7 +10,7 @@ export const ENV_VARS: { name: string; description: string }[] = [
   { name: 'TFORK_RUN_DIR', description: 'volatile state: podman runroot, libpod tmp dir, host-wide locks, commit ledgers, the kept specs of cloned containers (default /run/podman-tfork)' },
   { name: 'TFORK_STORAGE_SIZE', description: 'size of the loop-file btrfs created by setup when the host has none (default 40G)' },
   { name: 'TFORK_RUNTIME', description: 'OCI runtime for passed-through podman commands: crun (patched, default) or runc' },
-  { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr' },
+  { name: 'TFORK_LOG_LEVEL', description: 'debug prints tool output and full error detail on stderr, and keeps CRIU\'s debug lines in its logs' },
   { name: 'TFORK_ATTEMPT', description: 'set by speculate, best-of-n and reflexion in each candidate command: its index (0 first)' },
   { name: 'TFORK_FEEDBACK', description: 'set by reflexion in each retry: the critique of the previous failed attempt' },
   { name: 'TFORK_EXIT_CODE', description: 'set by reflexion in the --critique command: the failed attempt\'s exit code' },

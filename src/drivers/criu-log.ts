@@ -24,7 +24,12 @@ export function criuLogExcerpt(bundle: string, stderr: string, log: 'dump.log' |
  * log beside the images first.
  */
 export function logBesideImages(bundle: string, log: 'dump.log' | 'restore.log'): void {
+  logTo(bundle, log, path.join('checkpoint', log));
+}
+
+/** Have CRIU write the bundle's `log` at `target` (relative to the bundle, or absolute). */
+export function logTo(bundle: string, log: 'dump.log' | 'restore.log', target: string): void {
   const p = path.join(bundle, log);
   rmSync(p, { force: true });
-  symlinkSync(path.join('checkpoint', log), p);
+  symlinkSync(target, p);
 }

@@ -118,7 +118,10 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     await waitFor(src, ['test', '-s', '/tmp/cowshare.status']);
     const before = await passes(src);
     // The first process's line comes while frozen, well before the dump ends and its log goes.
-    const watching = criuInBackgroundPhase(await staticDir(src), 60_000, 'left in the pipes');
+    const dir = await staticDir(src);
+    const watching = criuInBackgroundPhase(dir, 60_000, 'left in the pipes');
+    // The last task's dump comes before the thaw, and so does this line (patch 0015).
+    const readAhead = criuInBackgroundPhase(dir, 60_000, 'read ahead of their dump');
     const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
     expect(r.exitCode, r.stderr).toBe(0);
     const names: string[] = JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name);
@@ -128,6 +131,11 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       const log = (await watching)?.log ?? '';
       const shared = [...log.matchAll(/(\d+) KiB shared copy-on-write left in the pipes/g)].reduce((a, m) => a + Number(m[1]), 0);
       expect(shared, 'no page was left in the pipes as shared copy-on-write').toBeGreaterThan(0);
+      // Both processes' mappings came from their smaps as read ahead on CRIU's second thread.
+      const ahead = /(\d+) of (\d+) tasks' smaps read ahead/.exec((await readAhead)?.log ?? '');
+      expect(ahead, 'CRIU did not read the tasks\' smaps ahead').not.toBeNull();
+      expect(Number(ahead![2])).toBeGreaterThanOrEqual(2);
+      expect(Number(ahead![1])).toBe(Number(ahead![2]));
       // A child checks every page before it writes it, and the parent its own after each child:
       // a copy that carries a page taken after it changed says BROKEN within one pass (~0.5 s).
       await sleep(2500);

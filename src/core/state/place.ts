@@ -13,7 +13,7 @@ import type { Layout } from '../../drivers/layout.js';
 import type { Podman } from '../../drivers/podman.js';
 import { deleteSubvolume, isSubvolume, snapshot } from '../../drivers/btrfs.js';
 import { restoreRegistered, storageLayer, writeCloneConfig } from '../../drivers/containers.js';
-import { removeContainerCriuConf, writeContainerCriuConf, writeCriuShim, writeMarkerScript } from '../../drivers/criu-shim.js';
+import { criuVerbosity, removeContainerCriuConf, writeContainerCriuConf, writeCriuShim, writeMarkerScript } from '../../drivers/criu-shim.js';
 import { criuLogExcerpt, logBesideImages } from '../../drivers/criu-log.js';
 import { linkTree, relinkRelative, removeTree } from '../../drivers/files.js';
 import { TforkError } from '../../errors.js';
@@ -127,7 +127,7 @@ function restoreConf(o: RestoreOptions): string[] {
   // (capture.ts): the restore has no lock rule to remove, and two failing iptables-restore runs
   // per copy cost CPU the other copies need.
   const close = o.tcpClose ? ['tcp-close', 'network-lock skip'] : [];
-  return ['file-locks', ...close, ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
+  return ['file-locks', ...criuVerbosity(), ...close, ...graft, ...(o.fault ? ['fault-injected-unknown-option'] : [])];
 }
 
 /** Restore a placed state (through the podman service, or a podman process with TFORK_PODMAN_API=cli); returns its duration in ms. */
