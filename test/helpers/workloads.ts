@@ -9,6 +9,15 @@ export async function count(name: string): Promise<number> {
   return Number((await exec(name, ['cat', '/tmp/count'])).stdout.trim());
 }
 
+/** The word of tfork-memwrite, tfork-cowshare or tfork-relro (the memory image): its count, or an error naming what broke. */
+export async function checkerCount(name: string, program: 'memwrite' | 'cowshare' | 'relro'): Promise<number> {
+  const r = await exec(name, ['sh', '-c', `kill -USR1 1; sleep 0.2; cat /tmp/${program}.status`]);
+  const line = r.stdout.trim();
+  const m = /^ok (\d+)$/.exec(line);
+  if (!m) throw new Error(`${name}: tfork-${program} says "${line}"`);
+  return Number(m[1]);
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const idOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
 export const stateOf = async (name: string) => (await podman().run(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, leaks, newLeaks, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { rm, sleep, stateOf } from '../helpers/workloads.js';
+import { checkerCount, rm, sleep, stateOf } from '../helpers/workloads.js';
 import { captureMode } from '../../src/core/state/capture-mode.js';
 import { layout } from '../../src/drivers/layout.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
@@ -27,18 +27,9 @@ const BACKGROUND = { TFORK_CAPTURE: 'background', TFORK_GRAFT: '0' };
 const mode = captureMode(layout());
 const skip = (await engineGate('background capture')) ?? (mode.mode === 'background' ? undefined : (console.warn(`SKIP background capture: ${mode.reason}`), mode.reason));
 
-/** The word of tfork-memwrite, tfork-cowshare or tfork-relro: its count, or an error naming what broke. */
-async function count(name: string, program: 'memwrite' | 'cowshare' | 'relro'): Promise<number> {
-  const r = await exec(name, ['sh', '-c', `kill -USR1 1; sleep 0.2; cat /tmp/${program}.status`]);
-  const line = r.stdout.trim();
-  const m = /^ok (\d+)$/.exec(line);
-  if (!m) throw new Error(`${name}: tfork-${program} says "${line}"`);
-  return Number(m[1]);
-}
-
-const progress = (name: string): Promise<number> => count(name, 'memwrite');
-const passes = (name: string): Promise<number> => count(name, 'cowshare');
-const rounds = (name: string): Promise<number> => count(name, 'relro');
+const progress = (name: string): Promise<number> => checkerCount(name, 'memwrite');
+const passes = (name: string): Promise<number> => checkerCount(name, 'cowshare');
+const rounds = (name: string): Promise<number> => checkerCount(name, 'relro');
 
 async function startWriter(mib: number): Promise<string> {
   const name = await startContainer(MEMORY, ['/usr/local/bin/tfork-memwrite', String(mib)]);
