@@ -142,7 +142,6 @@ export async function buildCriuDispatcher(dest: string, criuBin: string, kdatDir
   return true;
 }
 
-/** Leave CRIU options for the next dump or restore of the container whose bundle this is. */
 /**
  * CRIU's log level in the project's dumps and restores. crun asks for the debug level (4), one
  * write() per line, most of a dump's inside the frozen window: ~12,000 lines for a desktop, ~71,000
@@ -153,6 +152,7 @@ export function criuVerbosity(env: NodeJS.ProcessEnv = process.env): string[] {
   return /^debug$/i.test(env.TFORK_LOG_LEVEL ?? '') ? [] : ['verbosity=3'];
 }
 
+/** Leave CRIU options for the next dump or restore of the container whose bundle this is. */
 export function writeContainerCriuConf(bundle: string, lines: string[]): void {
   writeFileSync(path.join(bundle, CONTAINER_CRIU_CONF), `${lines.join('\n')}\n`);
 }
