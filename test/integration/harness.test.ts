@@ -34,7 +34,7 @@ async function orphans(): Promise<string[]> {
 const start = (image = CORE_IMAGE) => Desktop.start({ image, labels: { [LABEL_KEY]: LABEL_VALUE } });
 
 /** A task passes with its scripted solution and fails without it, each on a fresh desktop. */
-async function solveBothWays(id: string, image: string): Promise<{ without: number; with: number; stepMs: number[] }> {
+async function solveBothWays(id: string, image: string): Promise<{ without: number; with: number; stepMs: number[]; why: string }> {
   const task = await loadTask(path.join(TASKS, `${id}.json`));
   const agent = await ScriptedAgent.load(path.join(TASKS, 'solutions', `${id}.json`));
   const d = await start(image);
@@ -44,7 +44,14 @@ async function solveBothWays(id: string, image: string): Promise<{ without: numb
     const without = (await forks[0]!.evaluate()).score;
     await forks[0]!.discard();
     const r = await runEpisode(d, first, agent, { steps: 12 });
-    return { without, with: r.passed ? 1 : 0, stepMs: r.nodes.filter((n) => n.step > 0).map((n) => n.timings.actMs) };
+    // A failure says what the evaluator compared and keeps the last screen.
+    let why = '';
+    if (!r.passed) {
+      const shot = path.join(mkdtempSync(path.join(os.tmpdir(), `tfork-${id}-`)), 'last.png');
+      writeFileSync(shot, await d.screenshot());
+      why = `${r.path.map((n) => n.action ?? 'reset').join(' | ')}; evaluator saw ${JSON.stringify((await d.evaluate()).metrics)}; last screen ${shot}`;
+    }
+    return { without, with: r.passed ? 1 : 0, stepMs: r.nodes.filter((n) => n.step > 0).map((n) => n.timings.actMs), why };
   } finally {
     await d.dispose();
   }
@@ -102,7 +109,7 @@ describe.skipIf(skip)('computer-use harness (osworld-core)', () => {
       const r = await solveBothWays(id, CORE_IMAGE);
       console.warn(`${id}: act per step ${r.stepMs.map((m) => `${m} ms`).join(', ')}`);
       expect(r.without).toBe(0);
-      expect(r.with).toBe(1);
+      expect(r.with, r.why).toBe(1);
     }, 300_000);
   }
 
@@ -226,7 +233,7 @@ describe.skipIf(skip || fullImage)('computer-use harness: app tasks (osworld)', 
       const r = await solveBothWays(id, DEFAULT_IMAGE);
       console.warn(`${id}: act per step ${r.stepMs.map((m) => `${m} ms`).join(', ')}`);
       expect(r.without).toBe(0);
-      expect(r.with).toBe(1);
+      expect(r.with, r.why).toBe(1);
     }, 400_000);
   }
 });
