@@ -1,8 +1,10 @@
 /**
  * Network semantics of live clones: own namespace and IP per clone, published
  * ports moved to free host ports, established connections kept by the source
- * and closed in the clones.
+ * and closed in the clones, connected UDP sockets sending from each clone's own
+ * address.
  */
+import { createSocket } from 'node:dgram';
 import { createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
@@ -82,6 +84,60 @@ describe.skipIf(skip)('live clone networking', () => {
       await rm(...names);
     } finally {
       for (const s of lines.keys()) s.destroy();
+      server.close();
+    }
+  });
+
+  it("a UDP socket connected from the source's address sends on from each clone's own address, and after a rollback", async () => {
+    // Datagrams per sender address, as the host sees them (traffic to the gateway is not masqueraded).
+    const got = new Map<string, number>();
+    const server = createSocket('udp4');
+    server.on('message', (_m, from) => got.set(from.address, (got.get(from.address) ?? 0) + 1));
+    await new Promise<void>((r) => server.bind(0, '0.0.0.0', () => r()));
+    const port = server.address().port;
+    const ipOf = async (n: string) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim();
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await sleep(100);
+      expect(ok(), what).toBe(true);
+    };
+    try {
+      const probe = await startContainer('localhost/tfork/tiny', ['sleep', '60']);
+      const gw = (await podman().run(['inspect', '-f', '{{.NetworkSettings.Gateway}}', probe])).stdout.trim();
+      // connect() alone binds the socket to the container's address: CRIU binds it there again on restore.
+      const script = [
+        'import socket, time',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+        `s.connect((${JSON.stringify(gw)}, ${port}))`,
+        'while True:',
+        '    try: s.send(b"tick")',
+        '    except OSError: pass',
+        '    time.sleep(0.1)',
+      ].join('\n');
+      const src = await startContainer('localhost/tfork/desktop', ['python3', '-c', script]);
+      const srcIp = await ipOf(src);
+      await until(`datagrams from the source (${srcIp})`, () => (got.get(srcIp) ?? 0) > 2);
+      const r = await cli(['container', 'clone', '--live', '--copies=2', '--name', `${src}-u`, '--format', 'json', src]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const names = (JSON.parse(r.stdout).copies as { name: string }[]).map((c) => c.name);
+      const atClone = got.get(srcIp)!;
+      for (const n of names) {
+        const ip = await ipOf(n);
+        expect(ip).not.toBe(srcIp);
+        await until(`datagrams from clone ${n} (${ip})`, () => (got.get(ip) ?? 0) > 3);
+      }
+      await until('datagrams from the source after the clone', () => got.get(srcIp)! > atClone + 3);
+      await rm(...names);
+      // A rollback restores the source under the address it gets then: the socket sends from there.
+      const ck = await cli(['checkpoint', 'create', '--format', 'json', src]);
+      expect(ck.exitCode, ck.stderr).toBe(0);
+      const id = JSON.parse(ck.stdout).id as string;
+      const rb = await cli(['rollback', src, id]);
+      await cli(['checkpoint', 'rm', id]);
+      expect(rb.exitCode, rb.stderr).toBe(0);
+      const back = await ipOf(src);
+      const before = got.get(back) ?? 0;
+      await until(`datagrams from the rolled-back source (${back})`, () => (got.get(back) ?? 0) > before + 3);
+    } finally {
       server.close();
     }
   });
