@@ -105,6 +105,9 @@ describe.skipIf(skip)('incremental checkpoints (userfaultfd write tracking)', ()
     const listed = JSON.parse((await cli(['checkpoint', 'list', '--format', 'json', src])).stdout) as Ck[];
     expect(listed.map((x) => x.id)).toEqual([ck3.id, ck4.id, ck5.id]);
     expect(existsSync(path.join(l.checkpointStore, ck1.id))).toBe(true);
+    // The table's reader learns what the listing hides: the two held, and why.
+    const table = await cli(['checkpoint', 'list', src]);
+    expect(table.stderr).toMatch(/^2 removed checkpoint\(s\) \([\d.]+MiB of images\) kept on disk: incremental checkpoints listed here read their pages/m);
     await rollback(src, ck3.id);
     expect(await memholdSum(src)).toBe(s3);
     expect((await cli(['checkpoint', 'rm', ck3.id, ck4.id, ck5.id])).exitCode).toBe(0);

@@ -1,5 +1,5 @@
 /** `podman-tfork checkpoint create|list|rm` and `podman-tfork rollback`. */
-import { createCheckpoint, listCheckpoints, pruneCheckpoints, removeCheckpoint, rollback, type CheckpointInfo } from '../../core/checkpoint/index.js';
+import { createCheckpoint, heldCheckpoints, listCheckpoints, pruneCheckpoints, removeCheckpoint, rollback, type CheckpointInfo } from '../../core/checkpoint/index.js';
 import { isRoot } from '../../drivers/host.js';
 import { TforkError } from '../../errors.js';
 import { FORMAT_FLAG } from '../flags.js';
@@ -52,6 +52,12 @@ export const checkpointListCommand: Command = {
     const list = await listCheckpoints(positionals[0]);
     if (flags.format === 'json') io.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
     else table(io, list);
+    // Removed ones later incremental checkpoints still read take disk space the listing does not show.
+    const held = await heldCheckpoints(positionals[0]);
+    if (held.length) {
+      const mib = held.reduce((n, c) => n + c.sizeBytes, 0) / 2 ** 20;
+      io.stderr.write(`${held.length} removed checkpoint(s) (${mib.toFixed(1)}MiB of images) kept on disk: incremental checkpoints listed here read their pages; they go with the last of those\n`);
+    }
     return 0;
   },
 };

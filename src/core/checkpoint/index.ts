@@ -25,7 +25,7 @@ import { placeState, restoreContainer, targetOf } from '../state/place.js';
 import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
 import { recoverContainer } from '../recover.js';
-import { chainLength, checkpointState, headOf, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
+import { chainLength, checkpointState, headOf, heldStored, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
 import { planTracking, stopTracking, trackingSupport, withTrackingLock, writeBaseline } from './tracking.js';
 
 /** A frozen capture of a source holding this much memory writes its images in memory first (see createCheckpoint). */
@@ -128,12 +128,19 @@ function moveImages(state: CapturedState, to: string): CapturedState {
   return { ...state, images: to };
 }
 
+function ofContainer(list: CheckpointInfo[], container?: string): CheckpointInfo[] {
+  if (!container) return list;
+  return list.filter((c) => c.container.name === container || c.container.id === container || c.container.id.startsWith(container));
+}
+
 /** Checkpoints, oldest first; of one container (name or id) when given. */
 export async function listCheckpoints(container?: string, d: Deps = {}): Promise<CheckpointInfo[]> {
-  const { l } = deps(d);
-  const all = listStored(l);
-  if (!container) return all;
-  return all.filter((c) => c.container.name === container || c.container.id === container || c.container.id.startsWith(container));
+  return ofContainer(listStored(deps(d).l), container);
+}
+
+/** Removed checkpoints kept on disk for the incremental ones standing on them (store.ts), oldest first. */
+export async function heldCheckpoints(container?: string, d: Deps = {}): Promise<CheckpointInfo[]> {
+  return ofContainer(heldStored(deps(d).l), container);
 }
 
 export async function removeCheckpoint(id: string, d: Deps = {}): Promise<void> {

@@ -135,6 +135,14 @@ export function listStored(l: Layout): CheckpointInfo[] {
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
+/** Removed checkpoints whose images later incremental ones still read: out of the listing, on disk until the last of those goes. */
+export function heldStored(l: Layout): CheckpointInfo[] {
+  return allRecords(l)
+    .filter((r) => r.held)
+    .map((r) => publicInfo(r.rec))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
 export async function removeStored(l: Layout, id: string): Promise<void> {
   const first = readRecord(l, id);
   await withTrackingLock(l, first.container, undefined, () => removeUnlocked(l, id));
