@@ -1,11 +1,11 @@
 /**
  * Network semantics of live clones: own namespace and IP per clone, published
  * ports moved to free host ports, established connections kept by the source
- * and closed in the clones, connected UDP sockets sending from each clone's own
- * address.
+ * and closed in the clones, connected UDP sockets and listeners bound to the
+ * source's address working from each clone's own address.
  */
 import { createSocket } from 'node:dgram';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
 import { rm, sleep } from '../helpers/workloads.js';
@@ -140,6 +140,46 @@ describe.skipIf(skip)('live clone networking', () => {
     } finally {
       server.close();
     }
+  });
+
+  it("a TCP server listening on the source's own address listens on each clone's own address", async () => {
+    // The program binds its listener to the container's address (not the wildcard), as servers told
+    // to listen on one interface do; each connection is answered with the address it came in on.
+    const script = [
+      'import socket',
+      'ip = socket.gethostbyname(socket.gethostname())',
+      's = socket.socket()',
+      's.bind((ip, 8080))',
+      's.listen()',
+      'while True:',
+      '    c, _ = s.accept()',
+      '    c.sendall(("served on %s\\n" % c.getsockname()[0]).encode())',
+      '    c.close()',
+    ].join('\n');
+    const src = await startContainer('localhost/tfork/desktop', ['python3', '-c', script]);
+    const ipOf = async (n: string) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim();
+    const ask = (ip: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = connect(8080, ip);
+        let text = '';
+        c.on('data', (d) => (text += d.toString()));
+        c.on('end', () => resolve(text.trim()));
+        c.on('error', reject);
+        c.setTimeout(5000, () => c.destroy(new Error(`no answer from ${ip}:8080`)));
+      });
+    const srcIp = await ipOf(src);
+    for (let i = 0; i < 50; i++) if (await ask(srcIp).then(() => true, () => false)) break; else await sleep(100);
+    expect(await ask(srcIp)).toBe(`served on ${srcIp}`);
+    const r = await cli(['container', 'clone', '--live', '--copies=2', '--name', `${src}-l`, '--format', 'json', src]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const names = (JSON.parse(r.stdout).copies as { name: string }[]).map((c) => c.name);
+    for (const n of names) {
+      const ip = await ipOf(n);
+      expect(ip).not.toBe(srcIp);
+      expect(await ask(ip)).toBe(`served on ${ip}`);
+    }
+    expect(await ask(srcIp)).toBe(`served on ${srcIp}`);
+    await rm(...names);
   });
 
   it('--tfork-tcp-close=false keeps CRIU refusing to dump an established connection, and the source runs on', async () => {
