@@ -12,6 +12,12 @@ import { rm, sleep } from '../helpers/workloads.js';
 
 const skip = await engineGate('live clone networking');
 
+/** A container's network setting, as podman inspect gives it (IPAddress, Gateway). */
+async function net(name: string, field: 'IPAddress' | 'Gateway'): Promise<string> {
+  return (await podman().run(['inspect', '-f', `{{.NetworkSettings.${field}}}`, name])).stdout.trim();
+}
+const ipOf = (name: string) => net(name, 'IPAddress');
+
 async function get(port: number): Promise<string> {
   const r = await fetch(`http://127.0.0.1:${port}/`);
   return (await r.text()).trim();
@@ -41,7 +47,7 @@ describe.skipIf(skip)('live clone networking', () => {
       expect(await get(ports[i]!)).toBe('page-of-source');
     }
     // Each has its own network namespace and IP; the source keeps its port.
-    const ips = await Promise.all([src, ...copies.map((c) => c.name)].map(async (n) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim()));
+    const ips = await Promise.all([src, ...copies.map((c) => c.name)].map(ipOf));
     expect(new Set(ips).size).toBe(3);
     await exec(copies[0]!.name, ['sh', '-c', 'echo changed-in-clone > /www/index.html']);
     expect(await get(ports[0]!)).toBe('changed-in-clone');
@@ -60,7 +66,7 @@ describe.skipIf(skip)('live clone networking', () => {
     const port = (server.address() as { port: number }).port;
     try {
       const probe = await startContainer('localhost/tfork/tiny', ['sleep', '60']);
-      const gw = (await podman().run(['inspect', '-f', '{{.NetworkSettings.Gateway}}', probe])).stdout.trim();
+      const gw = await net(probe, 'Gateway');
       const src = await startContainer('localhost/tfork/tiny', [
         'sh',
         '-c',
@@ -95,14 +101,13 @@ describe.skipIf(skip)('live clone networking', () => {
     server.on('message', (_m, from) => got.set(from.address, (got.get(from.address) ?? 0) + 1));
     await new Promise<void>((r) => server.bind(0, '0.0.0.0', () => r()));
     const port = server.address().port;
-    const ipOf = async (n: string) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim();
     const until = async (what: string, ok: () => boolean) => {
       for (let i = 0; i < 100 && !ok(); i++) await sleep(100);
       expect(ok(), what).toBe(true);
     };
     try {
       const probe = await startContainer('localhost/tfork/tiny', ['sleep', '60']);
-      const gw = (await podman().run(['inspect', '-f', '{{.NetworkSettings.Gateway}}', probe])).stdout.trim();
+      const gw = await net(probe, 'Gateway');
       // connect() alone binds the socket to the container's address: CRIU binds it there again on restore.
       const script = [
         'import socket, time',
@@ -157,7 +162,6 @@ describe.skipIf(skip)('live clone networking', () => {
       '    c.close()',
     ].join('\n');
     const src = await startContainer('localhost/tfork/desktop', ['python3', '-c', script]);
-    const ipOf = async (n: string) => (await podman().run(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim();
     const ask = (ip: string) =>
       new Promise<string>((resolve, reject) => {
         const c = connect(8080, ip);
@@ -188,7 +192,7 @@ describe.skipIf(skip)('live clone networking', () => {
     const port = (server.address() as { port: number }).port;
     try {
       const probe = await startContainer('localhost/tfork/tiny', ['sleep', '60']);
-      const gw = (await podman().run(['inspect', '-f', '{{.NetworkSettings.Gateway}}', probe])).stdout.trim();
+      const gw = await net(probe, 'Gateway');
       const src = await startContainer('localhost/tfork/tiny', ['sh', '-c', `(while true; do echo tick; sleep 0.2; done) | nc ${gw} ${port}`]);
       await sleep(800);
       const r = await cli(['container', 'clone', '--live', '--tfork-tcp-close=false', '--name', `${src}-r`, src]);
