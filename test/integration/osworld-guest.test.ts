@@ -128,6 +128,16 @@ describe.skipIf(skip)('osworld guest API (osworld-core, real X server)', () => {
     expect((await g.postJson('/setup/activate_window', { window_name: 'tfork-a', strict: true })).status).toBe(404);
   });
 
+  it("/setup/activate_window waits for a window that comes well after the task's sleep", async () => {
+    // A window that takes 8 s to come, as an app's does on a busy host after a task's fixed sleep.
+    const r = await g.postJson('/setup/launch', { command: ['sh', '-c', 'sleep 8; exec xterm -title tfork-late -e sleep 100000'], shell: false });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const a = await g.postJson('/setup/activate_window', { window_name: 'tfork-late', strict: true });
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect((await exec(src, ['xdotool', 'getactivewindow', 'getwindowname'])).stdout.trim()).toBe('tfork-late');
+    expect((await g.postJson('/setup/close_window', { window_name: 'tfork-late', strict: true })).status).toBe(200);
+  });
+
   it('/accessibility lists the running apps over AT-SPI and /terminal reads a terminal', async () => {
     const r = await g.postJson('/setup/launch', { command: 'lxterminal --title=tfork-term', shell: true });
     expect(r.status).toBe(200);

@@ -178,7 +178,7 @@ def wmctrl_windows():
     return out
 
 
-WINDOW_WAIT_S = 5
+WINDOW_WAIT_S = 30
 
 
 def find_window(name, strict=False, by_class=False):
@@ -545,7 +545,9 @@ def _open(path):
 def _window_action(h, flag, done):
     data = h.json_body(required=('window_name',))
     # A task's setup launches an app and names its window a moment later: give the window
-    # a few seconds to be mapped (on a busy host the app's start takes longer than the setup's sleep).
+    # WINDOW_WAIT_S to be mapped (on a busy host the app's start takes longer than the setup's
+    # sleep: lxterminal missed a 2 s sleep plus 5 s of waiting once in CI). A window that never
+    # comes costs that long before the 404.
     deadline = time.time() + WINDOW_WAIT_S
     while True:
         win = find_window(data['window_name'], bool(data.get('strict')), bool(data.get('by_class')))
