@@ -5,6 +5,11 @@ export function sizeTag(bytes: number): string {
   return bytes >= 2 ** 30 && bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}GiB` : `${Math.round(bytes / 2 ** 20)}MiB`;
 }
 
+/** The name of a workload's checkpoint/rollback set: "W2", "W3 1GiB". */
+export function rollbackTitle(r: { workload: string; sizeBytes?: number }): string {
+  return r.sizeBytes !== undefined ? `${r.workload} ${sizeTag(r.sizeBytes)}` : r.workload;
+}
+
 export function setTitle(k: SetKey): string {
   return `${k.workload}${k.sizeBytes !== undefined ? ` ${sizeTag(k.sizeBytes)}` : ''} N=${k.copies}`;
 }

@@ -85,7 +85,8 @@ export async function bench(o: BenchOptions, signal?: AbortSignal): Promise<{ ou
     }
     for (const w of o.rollback) {
       signal?.throwIfAborted();
-      rollbackSets.push(await runRollbackSet(ctx, w, o.reps, rollbackSamples));
+      // W3 at the largest of its sizes: where writing only the changes matters most.
+      rollbackSets.push(await runRollbackSet(ctx, w, o.reps, rollbackSamples, w === 'W3' ? Math.max(...o.sizes) : undefined));
     }
   } finally {
     await removeByPrefix(podman, `tfork-bench-${runId}`);

@@ -34,7 +34,7 @@ export const DEFAULTS: BenchOptions = {
   sizes: [256 * 2 ** 20, 512 * 2 ** 20, 2 ** 30],
   persistent: 'async',
   quick: false,
-  rollback: ['W1', 'W2'],
+  rollback: ['W1', 'W2', 'W3'],
 };
 
 /** --quick: W1 and a small W3, one and two copies, one repetition, W1's checkpoint and rollback (about a minute). */
@@ -53,7 +53,7 @@ export const BENCH_FLAGS: FlagDef[] = [
   { name: 'copies', type: 'string', arg: 'N,...', description: 'numbers of copies (default 1,4,8)' },
   { name: 'reps', type: 'integer', arg: 'R', description: 'repetitions of each contender per configuration (default 3)' },
   { name: 'sizes', type: 'string', arg: 'SIZE,...', description: 'W3 memory sizes, K/M/G suffixes (default 256M,512M,1G)' },
-  { name: 'rollback', type: 'string', arg: 'W1,W2|none', description: 'workloads to time checkpoint and rollback of one container on (default: W1 and W2 among --workloads)' },
+  { name: 'rollback', type: 'string', arg: 'W1,W2,W3|none', description: 'workloads to time checkpoint and rollback of one container on (default: W1, W2 and W3 among --workloads; W3 at the largest of --sizes)' },
   { name: 'out', type: 'string', arg: 'DIR', description: 'where the JSON, table and charts go (default bench-output/<date>-<machine>)' },
   { name: 'persistent', type: 'string', arg: 'async|off', choices: ['async', 'off'], description: 'async: also run the engine with --persistent=async and time its durable checkpoint (default, when the engine has it)' },
   { name: 'from', type: 'string', arg: 'FILE', description: 'measure nothing: draw the charts and the table of an earlier run again from its results.json, next to it' },
@@ -74,7 +74,7 @@ export function parseWorkload(s: string): WorkloadId {
 
 function parseRollbackWorkload(s: string): WorkloadId {
   const id = parseWorkload(s);
-  if (id === 'W3' || id === 'W4') throw new TforkError('E_USAGE', '--rollback takes W1 and W2 (W3 has no state that changes after its start), or none');
+  if (id === 'W4') throw new TforkError('E_USAGE', '--rollback takes W1, W2 and W3 (the OSWorld desktop has no probe of its state yet), or none');
   return id;
 }
 

@@ -27,7 +27,7 @@ export interface ResultDoc {
   sets: SetInfo[];
   samples: Sample[];
   /** Checkpoint and rollback of one container (absent in runs before they were measured). */
-  rollbackSets?: { workload: WorkloadId; source: string; error?: string }[];
+  rollbackSets?: { workload: WorkloadId; sizeBytes?: number; source: string; error?: string }[];
   rollbackSamples?: RollbackSample[];
   results: Results;
   charts?: { file: string; title: string }[];

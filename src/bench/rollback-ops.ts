@@ -5,13 +5,13 @@
  *           checkpoint (TFORK_INCREMENTAL=0); podman-tfork rollback --format json C ID (same
  *           container: name and id stay)
  *   engine-incremental
- *           the same, against a checkpoint taken (untimed) before a small change: only the pages
+ *           the same, against a checkpoint taken (untimed) before a small step: only the pages
  *           written since are dumped, where the host tracks them (checkpoint/tracking.ts)
  *   stock   podman container checkpoint --leave-running --file-locks --export F --compress none C
  *           podman rm -f C, then podman container restore --file-locks --import F --name C
  *           (stock podman's way back to one of several checkpoints: the container is made anew)
  */
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../drivers/exec.js';
 import { parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
@@ -37,6 +37,8 @@ export interface TakenCheckpoint extends Timed {
   memory?: string;
   /** Only the pages written since its parent were dumped. */
   incremental?: boolean;
+  /** What it holds on disk: the engine's images (those of its own, not its parent's), stock's export archive. */
+  bytes?: number;
 }
 
 const TIMEOUT = 10 * 60_000;
@@ -50,7 +52,7 @@ async function cliJson<T>(ctx: ContenderContext, argv: string[], env: Record<str
 }
 
 async function engineCheckpoint(ctx: ContenderContext, container: string, incremental: boolean): Promise<TakenCheckpoint> {
-  type Report = { id: string; memory?: string; imagesParent?: string; timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number } };
+  type Report = { id: string; sizeBytes?: number; memory?: string; imagesParent?: string; timings: { dumpMs: number; frozenMs?: number; snapshotMs?: number; totalMs: number } };
   const { ms, out } = await cliJson<Report>(ctx, ['checkpoint', 'create', '--format', 'json', container], incremental ? {} : { TFORK_INCREMENTAL: '0' });
   const t = out.timings;
   return {
@@ -60,6 +62,7 @@ async function engineCheckpoint(ctx: ContenderContext, container: string, increm
     ref: out.id,
     memory: out.memory ?? 'full',
     incremental: !!out.imagesParent,
+    bytes: out.sizeBytes,
     remove: async () => {
       await run(process.execPath, [ctx.cli, 'checkpoint', 'rm', out.id], { reject: false, timeoutMs: 120_000 });
     },
@@ -86,7 +89,7 @@ async function stockCheckpoint(ctx: ContenderContext, container: string, rep: nu
     throw err;
   }
   const wallMs = performance.now() - t0;
-  return { wallMs, frozenMs: st.frozenMs, phases: { runtime: st.runtimeMs, export: st.podmanMs - st.runtimeMs }, ref: file, remove };
+  return { wallMs, frozenMs: st.frozenMs, phases: { runtime: st.runtimeMs, export: st.podmanMs - st.runtimeMs }, ref: file, remove, bytes: statSync(file).size };
 }
 
 async function stockRollback(ctx: ContenderContext, container: string, file: string): Promise<Timed> {

@@ -1,10 +1,10 @@
 /**
- * Checkpoint and rollback latency of one running container (W1, W2): start a
- * fresh source, then per repetition and contender: note the source's state,
+ * Checkpoint and rollback latency of one running container (W1, W2, W3): start
+ * a fresh source, then per repetition and contender: note the source's state,
  * checkpoint it, change it (the W1 counter runs on and a file appears; W2 gets
- * a typed line on its screen), roll it back, and check that it shows the
- * checkpointed state again and runs on. A run that fails any of it is a
- * failure, not a time.
+ * a typed line on its screen; W3 rewrites a MiB of its memory), roll it back,
+ * and check that it shows the checkpointed state again and runs on. A run that
+ * fails any of it is a failure, not a time.
  */
 import type { Podman } from '../drivers/podman.js';
 import { asTforkError, TforkError } from '../errors.js';
@@ -15,14 +15,17 @@ import { checkpointWith, rollbackWith, ROLLBACK_CONTENDERS, type RollbackContend
 import type { RunnerContext } from './runner.js';
 import { pixelDiff, screenshot } from './screen.js';
 import { summarize, type Summary } from './stats.js';
-import { readCounter, SCREEN_THRESHOLD, verifyCounter, verifyScreen, VerifyError, type Counter } from './verify.js';
+import { memholdChange, memoryChecksum, readCounter, SCREEN_THRESHOLD, verifyChecksum, verifyCounter, verifyScreen, VerifyError, type Counter } from './verify.js';
+import { rollbackTitle } from './format.js';
 import { WORKLOADS } from './workloads.js';
 import { PauseProbe } from './pause.js';
 
-export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2'];
+export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2', 'W3'];
 
 export interface RollbackSample {
   workload: WorkloadId;
+  /** W3: the memory the source holds. */
+  sizeBytes?: number;
   rep: number;
   contender: RollbackContender;
   startedAt: string;
@@ -30,6 +33,8 @@ export interface RollbackSample {
   failedAt?: 'checkpoint' | 'change' | 'rollback' | 'verify';
   error?: string;
   checkpointMs?: number;
+  /** What the checkpoint holds on disk (the engine's images, stock's export archive). */
+  bytes?: number;
   frozenMs?: number;
   /** The longest stop the source's own probe saw during the checkpoint (ms). */
   pauseMs?: number;
@@ -96,14 +101,27 @@ const screenProbe: Probe<Buffer, void> = {
   },
 };
 
+/** W3: a checksum of tfork-memhold's memory; a change or a step rewrites one MiB of it. */
+const memoryProbe: Probe<string, void> = {
+  at: (podman, name) => memoryChecksum(podman, name),
+  async change(podman, name, at) {
+    await memholdChange(podman, name);
+    if ((await memoryChecksum(podman, name)) === at) throw new VerifyError(name, 'rewriting a MiB after the checkpoint left the checksum as it was: a rollback could not be told from none');
+  },
+  verify: (podman, name, at) => verifyChecksum(podman, [name], at),
+  // One MiB of 1 GiB rewritten: an agent's step that touched a little of a large memory.
+  step: (podman, name) => memholdChange(podman, name),
+};
+
 const PROBES: Partial<Record<WorkloadId, Probe<unknown, unknown>>> = {
   W1: counterProbe as Probe<unknown, unknown>,
   W2: screenProbe as Probe<unknown, unknown>,
+  W3: memoryProbe as Probe<unknown, unknown>,
 };
 
-async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source: string, contender: RollbackContender, rep: number, pause: PauseProbe): Promise<RollbackSample> {
+async function measureRollback(ctx: RunnerContext, workload: WorkloadId, sizeBytes: number | undefined, source: string, contender: RollbackContender, rep: number, pause: PauseProbe): Promise<RollbackSample> {
   const probe = PROBES[workload]!;
-  const s: RollbackSample = { workload, rep, contender, startedAt: new Date().toISOString(), ok: false };
+  const s: RollbackSample = { workload, ...(sizeBytes !== undefined ? { sizeBytes } : {}), rep, contender, startedAt: new Date().toISOString(), ok: false };
   let phase: RollbackSample['failedAt'] = 'checkpoint';
   const removals: (() => Promise<void>)[] = [];
   try {
@@ -127,7 +145,7 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source:
     const phases: Record<string, number> = {};
     for (const [k, v] of Object.entries(cp.phases)) phases[`checkpoint.${k}`] = v;
     for (const [k, v] of Object.entries(rb.phases)) phases[`rollback.${k}`] = v;
-    Object.assign(s, { ok: true, checkpointMs: cp.wallMs, frozenMs: cp.frozenMs, rollbackMs: rb.wallMs, phases });
+    Object.assign(s, { ok: true, checkpointMs: cp.wallMs, bytes: cp.bytes, frozenMs: cp.frozenMs, rollbackMs: rb.wallMs, phases });
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
     s.failedAt = phase;
@@ -138,35 +156,46 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, source:
   return s;
 }
 
-/** One workload's checkpoint/rollback runs on a source of its own; a set error when the source itself fails. */
-export async function runRollbackSet(ctx: RunnerContext, workload: WorkloadId, reps: number, samples: RollbackSample[]): Promise<{ workload: WorkloadId; source: string; error?: string }> {
+/**
+ * One workload's checkpoint/rollback runs on a source of its own (W3 holding `sizeBytes`); a set
+ * error when the source itself fails.
+ */
+export async function runRollbackSet(
+  ctx: RunnerContext,
+  workload: WorkloadId,
+  reps: number,
+  samples: RollbackSample[],
+  sizeBytes?: number,
+): Promise<{ workload: WorkloadId; sizeBytes?: number; source: string; error?: string }> {
   const w = WORKLOADS[workload];
+  const title = rollbackTitle({ workload, sizeBytes });
   const source = `tfork-bench-${ctx.run}-rollback-${workload.toLowerCase()}`;
   try {
     if (!PROBES[workload]) throw new TforkError('E_USAGE', `checkpoint/rollback is measured on ${Object.keys(PROBES).join(', ')}, not ${workload}`);
-    await startSource(ctx.podman, { name: source, image: w.image, args: w.args(), label: ctx.label });
+    await startSource(ctx.podman, { name: source, image: w.image, args: w.args(sizeBytes), label: ctx.label });
     await w.prepare(ctx.podman, source);
     // Started before any checkpoint, so every rollback brings it back with its pid.
     const pause = await PauseProbe.start(ctx.podman, source, ctx.pauseProbe);
     for (let rep = 1; rep <= reps; rep++) {
       for (const contender of ROLLBACK_CONTENDERS) {
         ctx.signal?.throwIfAborted();
-        const s = await measureRollback(ctx, workload, source, contender, rep, pause);
+        const s = await measureRollback(ctx, workload, sizeBytes, source, contender, rep, pause);
         samples.push(s);
         const sec = (ms?: number) => ((ms ?? NaN) / 1000).toFixed(2);
+        const mib = (b?: number) => `${((b ?? NaN) / 2 ** 20).toFixed(1)} MiB`;
         ctx.progress(
-          `${workload} checkpoint+rollback rep ${rep}/${reps} ${contender}: ${s.ok ? `checkpoint ${sec(s.checkpointMs)}s${s.incremental ? ' (changes only)' : ''} (frozen ${sec(s.frozenMs)}s, paused ${sec(s.pauseMs)}s inside), rollback ${sec(s.rollbackMs)}s` : `FAILED at ${s.failedAt}: ${s.error}`}`,
+          `${title} checkpoint+rollback rep ${rep}/${reps} ${contender}: ${s.ok ? `checkpoint ${sec(s.checkpointMs)}s${s.incremental ? ' (changes only)' : ''} ${mib(s.bytes)} (frozen ${sec(s.frozenMs)}s, paused ${sec(s.pauseMs)}s inside), rollback ${sec(s.rollbackMs)}s` : `FAILED at ${s.failedAt}: ${s.error}`}`,
         );
         const state = await containerState(ctx.podman, source);
         if (state !== 'running') throw new TforkError('E_INVALID_STATE', `the source ${source} is ${state} after a failed run; the set stops`);
       }
     }
-    return { workload, source };
+    return { workload, sizeBytes, source };
   } catch (err) {
     if (ctx.signal?.aborted) throw err;
     const error = asTforkError(err).message;
-    ctx.progress(`${workload} checkpoint+rollback: set failed: ${error}`);
-    return { workload, source, error };
+    ctx.progress(`${title} checkpoint+rollback: set failed: ${error}`);
+    return { workload, sizeBytes, source, error };
   } finally {
     await removeContainers(ctx.podman, [source]);
   }
@@ -174,11 +203,14 @@ export async function runRollbackSet(ctx: RunnerContext, workload: WorkloadId, r
 
 export interface RollbackRow {
   workload: WorkloadId;
+  sizeBytes?: number;
   contender: RollbackContender;
   runs: number;
   failures: number;
   errors: string[];
   checkpointMs?: Summary;
+  /** What a checkpoint holds on disk. */
+  bytes?: Summary;
   frozenMs?: Summary;
   pauseMs?: Summary;
   /** How many of the verified runs dumped only the changes. */
@@ -189,6 +221,7 @@ export interface RollbackRow {
 
 export interface RollbackRatio {
   workload: WorkloadId;
+  sizeBytes?: number;
   pairs: number;
   /** stock / engine, pair by pair. */
   checkpoint?: Summary;
@@ -196,10 +229,17 @@ export interface RollbackRatio {
   frozen?: Summary;
   /** The engine's full checkpoint / its incremental one after a small step, pair by pair. */
   incremental?: Summary;
+  /** The same for what they hold on disk. */
+  incrementalBytes?: Summary;
 }
 
 export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRow[]; ratios: RollbackRatio[] } {
   const workloads = [...new Set(samples.map((s) => s.workload))];
+  // One set per workload: W3's at one size.
+  const sized = (workload: WorkloadId) => {
+    const sizeBytes = samples.find((s) => s.workload === workload)?.sizeBytes;
+    return sizeBytes !== undefined ? { sizeBytes } : {};
+  };
   const rows = workloads.flatMap((workload) =>
     ROLLBACK_CONTENDERS.map((contender): RollbackRow => {
       const all = samples.filter((s) => s.workload === workload && s.contender === contender);
@@ -211,11 +251,13 @@ export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRo
       }
       return {
         workload,
+        ...sized(workload),
         contender,
         runs: all.length,
         failures: all.length - ok.length,
         errors: all.filter((s) => !s.ok).slice(0, 3).map((s) => `rep ${s.rep} ${s.failedAt}: ${s.error}`),
         checkpointMs: summarize(ok.map((s) => s.checkpointMs)),
+        bytes: summarize(ok.map((s) => s.bytes)),
         frozenMs: summarize(ok.map((s) => s.frozenMs)),
         pauseMs: summarize(ok.map((s) => s.pauseMs)),
         incremental: ok.filter((s) => s.incremental).length,
@@ -231,11 +273,24 @@ export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRo
       return b ? [[e, b] as const] : [];
     });
     const r = (f: (s: RollbackSample) => number | undefined) => summarize(pairs.map(([e, b]) => (f(e) && f(b) ? f(b)! / f(e)! : undefined)));
-    const inc = of('engine').flatMap((e) => {
-      const i = of('engine-incremental').find((x) => x.rep === e.rep && x.incremental);
-      return i && e.checkpointMs && i.checkpointMs ? [e.checkpointMs / i.checkpointMs] : [];
-    });
-    return { workload, pairs: pairs.length, checkpoint: r((s) => s.checkpointMs), rollback: r((s) => s.rollbackMs), frozen: r((s) => s.frozenMs), incremental: summarize(inc) };
+    // The engine's full checkpoint against its incremental one of the same repetition.
+    const full = (f: (s: RollbackSample) => number | undefined) =>
+      summarize(
+        of('engine').map((e) => {
+          const i = of('engine-incremental').find((x) => x.rep === e.rep && x.incremental);
+          return i && f(e) && f(i) ? f(e)! / f(i)! : undefined;
+        }),
+      );
+    return {
+      workload,
+      ...sized(workload),
+      pairs: pairs.length,
+      checkpoint: r((s) => s.checkpointMs),
+      rollback: r((s) => s.rollbackMs),
+      frozen: r((s) => s.frozenMs),
+      incremental: full((s) => s.checkpointMs),
+      incrementalBytes: full((s) => s.bytes),
+    };
   });
   return { rows, ratios };
 }

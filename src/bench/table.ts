@@ -5,7 +5,7 @@ import type { RollbackRatio, RollbackRow } from './rollback.js';
 import type { Summary } from './stats.js';
 import type { SetInfo } from './runner.js';
 import { sameSet } from './report.js';
-import { columns, seconds as s2, setTitle } from './format.js';
+import { columns, rollbackTitle, seconds as s2, setTitle } from './format.js';
 
 /** "1.23 (1.10-1.40)" in seconds; "-" when there is nothing. */
 export function secs(x?: Summary): string {
@@ -26,6 +26,11 @@ function millis(x?: Summary): string {
 
 function mib(x?: Summary): string {
   return x ? `${Math.round(x.median)}` : '-';
+}
+
+/** Bytes on disk as MiB, one decimal. */
+function diskMiB(x?: Summary): string {
+  return x ? (x.median / 2 ** 20).toFixed(1) : '-';
 }
 
 /** What the engine's and stock's phases were, in one short string of medians. */
@@ -111,7 +116,7 @@ export function renderTable(t: TableInput): string {
   for (const r of t.results.rows) if (r.runs - r.failures) out.push(`  ${setTitle(r)} ${r.contender}: ${phaseLine(r)}`);
   const rb = t.results.rollback;
   if (rb?.rows.length) out.push('', ...rollbackSection(rb.rows, rb.ratios));
-  const failed = [...t.results.rows.map((r) => ({ r, title: setTitle(r) })), ...(rb?.rows ?? []).map((r) => ({ r, title: `${r.workload} checkpoint+rollback` }))].filter((x) => x.r.failures);
+  const failed = [...t.results.rows.map((r) => ({ r, title: setTitle(r) })), ...(rb?.rows ?? []).map((r) => ({ r, title: `${rollbackTitle(r)} checkpoint+rollback` }))].filter((x) => x.r.failures);
   if (failed.length) {
     out.push('', 'failures (not counted as times):');
     for (const { r, title } of failed) for (const e of r.errors) out.push(`  ${title} ${r.contender} ${e}`);
@@ -129,31 +134,32 @@ function rollbackSection(rows: RollbackRow[], ratios: RollbackRatio[]): string[]
   return [
     'checkpoint and rollback of one running container',
     'engine = podman-tfork checkpoint create C (C keeps running; a full checkpoint, TFORK_INCREMENTAL=0), then podman-tfork rollback C ID (same container: name and id stay)',
-    'engine-incremental = the same after an untimed checkpoint and a small step (W1: 0.5 s of counting; W2: a line typed): only the pages written since',
+    'engine-incremental = the same after an untimed checkpoint and a small step (W1: 0.5 s of counting; W2: a line typed; W3: one MiB rewritten): only the pages written since',
     'stock  = podman container checkpoint --leave-running --file-locks --export F --compress none C, then podman rm -f C +',
     '         podman container restore --file-locks --import F --name C (stock podman\'s way back to one of many checkpoints: a new container)',
-    `every run checked: after the rollback C shows the checkpointed state (W1 counter and files, W2 screen) and runs on; seconds: median (min-max) of ${runs} run(s)`,
+    `every run checked: after the rollback C shows the checkpointed state (W1 counter and files, W2 screen, W3 memory checksum) and runs on; seconds: median (min-max) of ${runs} run(s); size: MiB on disk (the engine: the checkpoint's own images; stock: its export archive)`,
     columns([
-      ['workload', 'contender', 'ok', 'memory', 'checkpoint', 'frozen', 'paused inside', 'rollback'],
+      ['workload', 'contender', 'ok', 'memory', 'checkpoint', 'size', 'frozen', 'paused inside', 'rollback'],
       ...rows.map((r) => [
-        r.workload,
+        rollbackTitle(r),
         r.contender,
         `${r.runs - r.failures}/${r.runs}`,
         !r.incremental ? 'full' : r.incremental === r.runs - r.failures ? 'changes' : `changes in ${r.incremental}`,
         secs(r.checkpointMs),
+        diskMiB(r.bytes),
         secs(r.frozenMs),
         secs(r.pauseMs),
         secs(r.rollbackMs),
       ]),
     ]),
     '',
-    'speedup = stock / engine (full), pair by pair; incremental = engine full checkpoint / engine-incremental checkpoint',
+    'speedup = stock / engine (full), pair by pair; incremental = engine full checkpoint / engine-incremental checkpoint, in time and in size',
     columns([
-      ['workload', 'pairs', 'checkpoint', 'rollback', 'frozen', 'incremental'],
-      ...ratios.map((r) => [r.workload, String(r.pairs), times(r.checkpoint), times(r.rollback), times(r.frozen), times(r.incremental)]),
+      ['workload', 'pairs', 'checkpoint', 'rollback', 'frozen', 'incremental', 'incremental size'],
+      ...ratios.map((r) => [rollbackTitle(r), String(r.pairs), times(r.checkpoint), times(r.rollback), times(r.frozen), times(r.incremental), times(r.incrementalBytes)]),
     ]),
     '',
     'where the time goes (medians, s):',
-    ...rows.filter((r) => r.runs - r.failures).map((r) => `  ${r.workload} ${r.contender}: ${phases(r)}`),
+    ...rows.filter((r) => r.runs - r.failures).map((r) => `  ${rollbackTitle(r)} ${r.contender}: ${phases(r)}`),
   ];
 }

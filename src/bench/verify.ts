@@ -41,6 +41,14 @@ export async function readCounter(podman: Podman, name: string): Promise<Counter
 }
 
 /** W3: ask tfork-memhold (PID 1) to hash its memory now, and read the hash. */
+/** tfork-memhold rewrites one more MiB of its memory (SIGUSR2); the script returns once it did. */
+export const MEMHOLD_CHANGE_SCRIPT =
+  'n=$(cat /tmp/memhold.changes 2>/dev/null || echo 0); kill -USR2 1; i=0; while [ "$(cat /tmp/memhold.changes 2>/dev/null || echo 0)" = "$n" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done';
+
+export async function memholdChange(podman: Podman, name: string): Promise<void> {
+  await execIn(podman, name, ['sh', '-c', MEMHOLD_CHANGE_SCRIPT], 120_000);
+}
+
 export async function memoryChecksum(podman: Podman, name: string): Promise<string> {
   const script = 'rm -f /tmp/memhold.sum; kill -USR1 1; i=0; while [ ! -s /tmp/memhold.sum ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done; cat /tmp/memhold.sum';
   return (await execIn(podman, name, ['sh', '-c', script], 120_000)).trim();

@@ -1,6 +1,7 @@
 /** The W1 counter and tfork-memhold workloads, and what tests read from them. */
 import { expect } from 'vitest';
 import { exec, podman } from './host.js';
+import { MEMHOLD_CHANGE_SCRIPT } from '../../src/bench/verify.js';
 
 /** A shell variable counting in memory, written to disk every 0.1 s (renamed into place: a reader never sees a half-written file). */
 export const COUNTER = ['sh', '-c', 'echo before > /tmp/before; i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done'];
@@ -40,7 +41,6 @@ export async function memholdSum(name: string): Promise<string> {
 
 /** Have tfork-memhold rewrite one more MiB (SIGUSR2); returns once it did. */
 export async function memholdChange(name: string): Promise<void> {
-  const script = 'n=$(cat /tmp/memhold.changes 2>/dev/null || echo 0); kill -USR2 1; i=0; while [ "$(cat /tmp/memhold.changes 2>/dev/null || echo 0)" = "$n" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done';
-  const r = await exec(name, ['sh', '-c', script]);
+  const r = await exec(name, ['sh', '-c', MEMHOLD_CHANGE_SCRIPT]);
   expect(r.exitCode, r.stderr).toBe(0);
 }

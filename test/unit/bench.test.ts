@@ -10,6 +10,7 @@ import { parseSmapsRollup } from '../../src/bench/memory.js';
 import { parseCounter } from '../../src/bench/verify.js';
 import { pixelDiff } from '../../src/bench/screen.js';
 import { aggregate } from '../../src/bench/report.js';
+import { charts } from '../../src/bench/charts.js';
 import { columns, setTitle } from '../../src/bench/format.js';
 import { measurementSets, type Sample } from '../../src/bench/runner.js';
 import { redraw, RESULT_SCHEMA, writeOutputs, type ResultDoc } from '../../src/bench/output.js';
@@ -93,13 +94,14 @@ describe('bench flags', () => {
     expect(() => parseBenchArgs(['extra'])).toThrow(/no positional/);
     expect(() => parseBenchArgs(['--nope'])).toThrow(/unknown flag/);
   });
-  it('--rollback: W1 and W2 among the workloads by default, none, and W3 refused', () => {
-    expect(parseBenchArgs([]).rollback).toEqual(['W1', 'W2']);
+  it('--rollback: W1, W2 and W3 among the workloads by default, none, and W4 refused', () => {
+    expect(parseBenchArgs([]).rollback).toEqual(['W1', 'W2', 'W3']);
     expect(parseBenchArgs(['--quick']).rollback).toEqual(['W1']);
-    expect(parseBenchArgs(['--workloads', 'W3']).rollback).toEqual([]);
+    expect(parseBenchArgs(['--workloads', 'W3']).rollback).toEqual(['W3']);
+    expect(parseBenchArgs(['--workloads', 'W4']).rollback).toEqual([]);
     expect(parseBenchArgs(['--workloads', 'W3', '--rollback', 'w2']).rollback).toEqual(['W2']);
     expect(parseBenchArgs(['--rollback', 'none']).rollback).toEqual([]);
-    expect(() => parseBenchArgs(['--rollback', 'W3'])).toThrow(/--rollback takes W1 and W2/);
+    expect(() => parseBenchArgs(['--rollback', 'W4'])).toThrow(/--rollback takes W1, W2 and W3/);
   });
   it('measurement sets: W3 once per size, the others once', () => {
     const sets = measurementSets({ ...DEFAULTS, workloads: ['W1', 'W3'], copies: [1, 4], sizes: [1, 2] });
@@ -195,6 +197,27 @@ describe('checkpoint and rollback results', () => {
     expect(svg).toMatch(/^<svg [^]*<\/svg>\n$/);
     expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3); // bars (the legend has two more rects)
     expect(svg).toContain('a &lt;b&gt;');
+  });
+  it('W3 at its size: sizes on disk, full against changes in time and in size, a chart of its own', () => {
+    const M = 2 ** 20;
+    const w3 = (contender: 'engine' | 'engine-incremental' | 'stock', rep: number, checkpointMs: number, bytes: number): RollbackSample => ({
+      workload: 'W3', sizeBytes: 1024 * M, rep, contender, startedAt: '', ok: true, checkpointMs, bytes, rollbackMs: 2000, frozenMs: 100,
+      ...(contender === 'engine-incremental' ? { incremental: true } : {}),
+    });
+    const rb = aggregateRollback([
+      ...samples,
+      w3('engine', 1, 3000, 1024 * M), w3('engine-incremental', 1, 300, 2 * M), w3('stock', 1, 6000, 1100 * M),
+      w3('engine', 2, 2000, 1024 * M), w3('engine-incremental', 2, 400, 4 * M), w3('stock', 2, 5000, 1100 * M),
+    ]);
+    expect(rb.ratios.find((x) => x.workload === 'W3')).toMatchObject({ sizeBytes: 1024 * M, incremental: { min: 5, max: 10 }, incrementalBytes: { min: 256, max: 512 } });
+    const table = renderTable({ machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 }, startedAt: '', run: 'r', reps: 3, contenders: ['engine', 'stock'], results: { rows: [], ratios: [], slopes: [], rollback: rb } });
+    expect(table).toMatch(/W3 1GiB +engine +2\/2 +full +2\.50 \(2\.00-3\.00\) +1024\.0 /);
+    expect(table).toMatch(/W3 1GiB +engine-incremental +2\/2 +changes +0\.35 \(0\.30-0\.40\) +3\.0 /);
+    expect(table).toMatch(/W3 1GiB +2 +2\.25x .* 7\.50x \(5\.00-10\.00\) +384\.00x \(256\.00-512\.00\)/);
+    const files = charts({ rows: [], ratios: [], slopes: [], rollback: rb }, { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 });
+    expect(files.map((f) => f.file)).toEqual(['checkpoint-rollback.svg', 'checkpoint-rollback-w3.svg']);
+    expect(files[1]!.svg).toContain('W3 1GiB checkpoint');
+    expect(files[0]!.svg).not.toContain('W3');
   });
 });
 
