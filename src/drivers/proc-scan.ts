@@ -84,6 +84,8 @@ export function readProc(pid: number): ProcInfo | undefined {
   }
   const mapped = new Set<string>();
   for (const line of (read(`/proc/${pid}/maps`) ?? '').split('\n')) {
+    // Only lines that can name a special file are split (a browser's maps run to ~1 MB in all).
+    if (!line.includes('/dev/') && !line.includes('anon_inode:')) continue;
     const file = line.split(/\s+/).slice(5).join(' ');
     if (file && isSpecialTarget(file)) mapped.add(file.replace(/ \(deleted\)$/, ''));
   }
