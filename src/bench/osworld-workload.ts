@@ -12,6 +12,7 @@ import { execIn, sleep, waitUntil } from './containers.js';
 import { pixelDiff, screenshot } from './screen.js';
 import { SCREEN_THRESHOLD, verifyScreen } from './verify.js';
 import type { Workload } from './workloads.js';
+import type { Podman } from '../drivers/podman.js';
 
 const PAGE = '<!doctype html><title>tfork-w4</title><body style="font:32px sans-serif"><h1 style="color:#06c">W4: a local page</h1><p>chromium beside a document</p>';
 
@@ -19,6 +20,14 @@ const PAGE = '<!doctype html><title>tfork-w4</title><body style="font:32px sans-
 function launch(command: string[]): string[] {
   const body = JSON.stringify({ command, shell: false });
   return ['curl', '-s', '-m', '20', '-X', 'POST', '-H', 'Content-Type: application/json', '-d', body, 'http://127.0.0.1:5000/setup/launch'];
+}
+
+/**
+ * Type `text` where the keyboard focus is (the Writer document once prepared), the pointer parked in a
+ * corner so that no hover effect differs between screens.
+ */
+export async function typeOnDesktop(podman: Podman, name: string, text: string): Promise<void> {
+  await execIn(podman, name, ['python3', '-c', `import pyautogui; pyautogui.write(${JSON.stringify(text)}); pyautogui.moveTo(1915, 1075)`]);
 }
 
 export const w4: Workload = {
@@ -37,7 +46,7 @@ export const w4: Workload = {
     const before = await screenshot(podman, name);
     // A marker of this source only, typed into the document: a restarted desktop lacks it.
     const marker = `tfork-bench-${randomBytes(6).toString('hex')}`;
-    await execIn(podman, name, ['python3', '-c', `import pyautogui; pyautogui.write(${JSON.stringify(`${marker} `.repeat(6))}); pyautogui.moveTo(1915, 1075)`]);
+    await typeOnDesktop(podman, name, `${marker} `.repeat(6));
     await sleep(2000);
     const changed = pixelDiff(await screenshot(podman, name), before);
     if (changed < 2 * SCREEN_THRESHOLD) {

@@ -19,8 +19,9 @@ import { memholdChange, memoryChecksum, readCounter, SCREEN_THRESHOLD, verifyChe
 import { rollbackTitle } from './format.js';
 import { WORKLOADS } from './workloads.js';
 import { PauseProbe } from './pause.js';
+import { typeOnDesktop } from './osworld-workload.js';
 
-export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2', 'W3'];
+export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2', 'W3', 'W4'];
 
 export interface RollbackSample {
   workload: WorkloadId;
@@ -40,6 +41,12 @@ export interface RollbackSample {
   pauseMs?: number;
   /** The checkpoint dumped only the pages written since its parent. */
   incremental?: boolean;
+  /**
+   * engine-incremental: its untimed first checkpoint, the full one that starts the tracking
+   * (captured frozen): how long the source stopped, seen from inside, and CRIU's frozen time.
+   */
+  firstPauseMs?: number;
+  firstFrozenMs?: number;
   rollbackMs?: number;
   /** "checkpoint.dump", "rollback.restore", ... (ms). */
   phases?: Record<string, number>;
@@ -113,10 +120,28 @@ const memoryProbe: Probe<string, void> = {
   step: (podman, name) => memholdChange(podman, name),
 };
 
+/** W4: the screen, like W2; a change or a step is text typed into the Writer document. */
+const desktopProbe: Probe<Buffer, void> = {
+  at: (podman, name) => screenshot(podman, name),
+  async change(podman, name, at) {
+    await typeOnDesktop(podman, name, `tfork-bench-rollback-${randomBytes(6).toString('hex')} `.repeat(4));
+    await sleep(1500);
+    const d = pixelDiff(await screenshot(podman, name), at);
+    if (d < 2 * SCREEN_THRESHOLD) throw new VerifyError(name, `typing after the checkpoint changed only ${(d * 100).toFixed(3)}% of the screen: a rollback could not be told from none`);
+  },
+  verify: (podman, name, at) => verifyScreen(podman, [name], at),
+  // A word typed: an agent's step in the document.
+  async step(podman, name) {
+    await typeOnDesktop(podman, name, `step-${randomBytes(4).toString('hex')} `);
+    await sleep(1000);
+  },
+};
+
 const PROBES: Partial<Record<WorkloadId, Probe<unknown, unknown>>> = {
   W1: counterProbe as Probe<unknown, unknown>,
   W2: screenProbe as Probe<unknown, unknown>,
   W3: memoryProbe as Probe<unknown, unknown>,
+  W4: desktopProbe as Probe<unknown, unknown>,
 };
 
 async function measureRollback(ctx: RunnerContext, workload: WorkloadId, sizeBytes: number | undefined, source: string, contender: RollbackContender, rep: number, pause: PauseProbe): Promise<RollbackSample> {
@@ -127,7 +152,12 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, sizeByt
   try {
     if (contender === 'engine-incremental') {
       // The checkpoint before the step (untimed): the measured one writes what the step changed.
-      removals.push((await checkpointWith(contender, ctx, source, rep)).remove);
+      // Its pause is kept: the price of the tracking, paid at the start of every chain.
+      await pause.reset();
+      const first = await checkpointWith(contender, ctx, source, rep);
+      s.firstPauseMs = await pause.read();
+      s.firstFrozenMs = first.frozenMs;
+      removals.push(first.remove);
       await probe.step(ctx.podman, source);
     }
     const at = await probe.at(ctx.podman, source);
@@ -213,6 +243,9 @@ export interface RollbackRow {
   bytes?: Summary;
   frozenMs?: Summary;
   pauseMs?: Summary;
+  /** engine-incremental: its first checkpoint of each chain (RollbackSample.firstPauseMs). */
+  firstPauseMs?: Summary;
+  firstFrozenMs?: Summary;
   /** How many of the verified runs dumped only the changes. */
   incremental: number;
   rollbackMs?: Summary;
@@ -260,6 +293,8 @@ export function aggregateRollback(samples: RollbackSample[]): { rows: RollbackRo
         bytes: summarize(ok.map((s) => s.bytes)),
         frozenMs: summarize(ok.map((s) => s.frozenMs)),
         pauseMs: summarize(ok.map((s) => s.pauseMs)),
+        firstPauseMs: summarize(ok.map((s) => s.firstPauseMs)),
+        firstFrozenMs: summarize(ok.map((s) => s.firstFrozenMs)),
         incremental: ok.filter((s) => s.incremental).length,
         rollbackMs: summarize(ok.map((s) => s.rollbackMs)),
         phases,

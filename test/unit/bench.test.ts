@@ -94,14 +94,15 @@ describe('bench flags', () => {
     expect(() => parseBenchArgs(['extra'])).toThrow(/no positional/);
     expect(() => parseBenchArgs(['--nope'])).toThrow(/unknown flag/);
   });
-  it('--rollback: W1, W2 and W3 among the workloads by default, none, and W4 refused', () => {
+  it('--rollback: W1, W2 and W3 among the workloads by default, W4 when asked, none, and no unknown workload', () => {
     expect(parseBenchArgs([]).rollback).toEqual(['W1', 'W2', 'W3']);
     expect(parseBenchArgs(['--quick']).rollback).toEqual(['W1']);
     expect(parseBenchArgs(['--workloads', 'W3']).rollback).toEqual(['W3']);
     expect(parseBenchArgs(['--workloads', 'W4']).rollback).toEqual([]);
     expect(parseBenchArgs(['--workloads', 'W3', '--rollback', 'w2']).rollback).toEqual(['W2']);
     expect(parseBenchArgs(['--rollback', 'none']).rollback).toEqual([]);
-    expect(() => parseBenchArgs(['--rollback', 'W4'])).toThrow(/--rollback takes W1, W2 and W3/);
+    expect(parseBenchArgs(['--workloads', 'W4', '--rollback', 'W4']).rollback).toEqual(['W4']);
+    expect(() => parseBenchArgs(['--rollback', 'W5'])).toThrow(/unknown workload "W5"/);
   });
   it('measurement sets: W3 once per size, the others once', () => {
     const sets = measurementSets({ ...DEFAULTS, workloads: ['W1', 'W3'], copies: [1, 4], sizes: [1, 2] });
@@ -202,7 +203,7 @@ describe('checkpoint and rollback results', () => {
     const M = 2 ** 20;
     const w3 = (contender: 'engine' | 'engine-incremental' | 'stock', rep: number, checkpointMs: number, bytes: number): RollbackSample => ({
       workload: 'W3', sizeBytes: 1024 * M, rep, contender, startedAt: '', ok: true, checkpointMs, bytes, rollbackMs: 2000, frozenMs: 100,
-      ...(contender === 'engine-incremental' ? { incremental: true } : {}),
+      ...(contender === 'engine-incremental' ? { incremental: true, firstPauseMs: 600 + rep * 100, firstFrozenMs: 590 } : { pauseMs: 110 }),
     });
     const rb = aggregateRollback([
       ...samples,
@@ -213,6 +214,8 @@ describe('checkpoint and rollback results', () => {
     const table = renderTable({ machine: { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 }, startedAt: '', run: 'r', reps: 3, contenders: ['engine', 'stock'], results: { rows: [], ratios: [], slopes: [], rollback: rb } });
     expect(table).toMatch(/W3 1GiB +engine +2\/2 +full +2\.50 \(2\.00-3\.00\) +1024\.0 /);
     expect(table).toMatch(/W3 1GiB +engine-incremental +2\/2 +changes +0\.35 \(0\.30-0\.40\) +3\.0 /);
+    // What the untimed first checkpoint of each chain cost the source, beside the full one's background capture.
+    expect(table).toContain('  W3 1GiB: paused 0.75 (0.70-0.80) inside, frozen 0.59 (0.59-0.59); engine (full, background) paused 0.11 (0.11-0.11)');
     expect(table).toMatch(/W3 1GiB +2 +2\.25x .* 7\.50x \(5\.00-10\.00\) +384\.00x \(256\.00-512\.00\)/);
     const files = charts({ rows: [], ratios: [], slopes: [], rollback: rb }, { id: 'm', hostname: 'h', os: 'Debian', kernel: '6.18', cpus: 2, cpuModel: 'x', memoryGiB: 24, storage: 'btrfs', tier: 'stock-kernel', node: 'v20', loadAtStart: 1, otherContainersAtStart: 0 });
     expect(files.map((f) => f.file)).toEqual(['checkpoint-rollback.svg', 'checkpoint-rollback-w3.svg']);
