@@ -3,6 +3,7 @@
  * exactly the checkpointed memory, processes and files afterwards, under the
  * same name and id, and keeps running.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, waitFor, waitForSettledScreen } from '../helpers/host.js';
 import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
@@ -107,6 +108,31 @@ describe.skipIf(skip)('checkpoint and rollback (W1)', () => {
     } finally {
       await rm(clone);
     }
+  });
+
+  it('a rollback whose CRIU restore fails leaves the container stopped, with no cgroup of the attempt, and it rolls back afterwards', async () => {
+    await exec(src, ['sh', '-c', 'echo before-failure > /tmp/f']);
+    const cp = await checkpoint(src);
+    made.push(cp.id);
+    const r = await cli(['rollback', '--format', 'json', src, cp.id], { env: { TFORK_FAULT: 'restore:rollback' } });
+    expect(r.exitCode).toBe(125);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ phase: 'restore' });
+    expect(JSON.parse(r.stdout).error.message).toMatch(/CRIU restoring failed/);
+    expect(await stateOf(src)).not.toBe('running');
+    // crun restores through a dummy process in a sub-cgroup (.proxy-crun) on cgroup v1 hierarchies; left
+    // behind, it made every later start or restore of the container fail (crun-patches/0002).
+    const id = await idOf(src);
+    const left = readdirSync('/sys/fs/cgroup').flatMap((h) => {
+      const dir = `/sys/fs/cgroup/${h}/libpod_parent/libpod-${id}`;
+      return existsSync(`${dir}/.proxy-crun`) ? [dir] : [];
+    });
+    expect(left).toEqual([]);
+    await rollback(src, cp.id);
+    expect(await stateOf(src)).toBe('running');
+    expect(await file(src)).toBe('before-failure');
+    const v = await count(src);
+    await sleep(300);
+    expect(await count(src)).toBeGreaterThan(v);
   });
 
   it('a missing checkpoint or container is a clear error', async () => {

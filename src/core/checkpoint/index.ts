@@ -214,7 +214,7 @@ async function rollInto(
     killPoint('place');
     const placeMs = performance.now() - t0 - stopMs;
     phase = 'restore';
-    const restoreMs = await restoreContainer(podman, t, { scratch, tag: 'rollback', tcpClose: o.tcpClose, signal });
+    const restoreMs = await restoreContainer(podman, t, { scratch, tag: 'rollback', tcpClose: o.tcpClose, signal, fault: process.env.TFORK_FAULT === 'restore:rollback' });
     setHead(l, target.id, info.id);
     return { container: { id: target.id, name: target.name }, checkpoint: info.id, timings: { stopMs, placeMs, restoreMs, totalMs: performance.now() - t0 } };
   } catch (err) {
