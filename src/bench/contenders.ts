@@ -66,6 +66,17 @@ export function lastLine(s: string): string {
   return s.trim().split('\n').filter(Boolean).pop() ?? '';
 }
 
+/** What a failed `podman-tfork ... --format json` said: its JSON error's message, else its last line. */
+export function cliError(r: { stdout: string; stderr: string }): string {
+  try {
+    const message = (JSON.parse(r.stdout) as { error?: { message?: string } }).error?.message;
+    if (message) return message;
+  } catch {
+    /* not a JSON report */
+  }
+  return lastLine(r.stderr || r.stdout);
+}
+
 /**
  * The engine; with `persistent`, also a durable archive written in the background, waited for;
  * with `frozen`, capturing the stock way (TFORK_CAPTURE=frozen); with `stockTier`, every copy
@@ -83,7 +94,7 @@ export async function runEngine(ctx: ContenderContext, source: string, base: str
   } catch {
     throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode} without a JSON report: ${lastLine(r.stderr || r.stdout)}`);
   }
-  if (r.exitCode !== 0 || report.error) throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode}: ${report.error?.message ?? lastLine(r.stderr)}`);
+  if (r.exitCode !== 0 || report.error) throw new TforkError('E_TOOL_FAILED', `podman-tfork container clone exited ${r.exitCode}: ${cliError(r)}`);
   const t = report.timings;
   const phased = t.validateMs + t.dumpMs + t.thawMs + t.copiesMs + (t.persistMs ?? 0);
   const phases: Record<string, number> = {

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { run } from '../drivers/exec.js';
 import { parseRestoreStats, type CheckpointStats } from '../drivers/podman-stats.js';
 import { TforkError } from '../errors.js';
-import { lastLine, stockBundle, stockExport, type ContenderContext } from './contenders.js';
+import { cliError, lastLine, stockBundle, stockExport, type ContenderContext } from './contenders.js';
 
 export type RollbackContender = 'engine' | 'engine-incremental' | 'stock';
 export const ROLLBACK_CONTENDERS: RollbackContender[] = ['engine', 'engine-incremental', 'stock'];
@@ -47,7 +47,7 @@ async function cliJson<T>(ctx: ContenderContext, argv: string[], env: Record<str
   const t0 = performance.now();
   const r = await run(process.execPath, [ctx.cli, ...argv], { reject: false, timeoutMs: TIMEOUT, signal: ctx.signal, env });
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${lastLine(r.stderr || r.stdout)}`);
+  if (r.exitCode !== 0) throw new TforkError('E_TOOL_FAILED', `podman-tfork ${argv[0]} exited ${r.exitCode}: ${cliError(r)}`);
   return { ms, out: JSON.parse(r.stdout) as T };
 }
 

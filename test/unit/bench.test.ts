@@ -11,6 +11,7 @@ import { parseCounter } from '../../src/bench/verify.js';
 import { pixelDiff } from '../../src/bench/screen.js';
 import { aggregate } from '../../src/bench/report.js';
 import { charts } from '../../src/bench/charts.js';
+import { cliError } from '../../src/bench/contenders.js';
 import { columns, setTitle } from '../../src/bench/format.js';
 import { measurementSets, type Sample } from '../../src/bench/runner.js';
 import { redraw, RESULT_SCHEMA, writeOutputs, type ResultDoc } from '../../src/bench/output.js';
@@ -164,6 +165,13 @@ describe('aggregation', () => {
     expect(e.wallMsPerGiB).toBeCloseTo(2400, 6);
     expect(e.frozenMsPerGiB).toBeCloseTo(600, 6);
     expect(r.slopes.find((x) => x.contender === 'stock')!.wallMsPerGiB).toBeCloseTo(4000, 6);
+  });
+});
+
+describe('a failed podman-tfork run, in a failure line', () => {
+  it("the JSON report's error message, else the last line", () => {
+    expect(cliError({ stdout: '{\n  "error": {\n    "message": "restore: podman container restore failed"\n  }\n}\n', stderr: '' })).toBe('restore: podman container restore failed');
+    expect(cliError({ stdout: '', stderr: 'Error: a\n  hint: b\n' })).toBe('hint: b');
   });
 });
 
