@@ -171,7 +171,7 @@ describe('aggregation', () => {
 describe('a failed podman-tfork run, in a failure line', () => {
   it("the JSON report's error message, else the last line", () => {
     expect(cliError({ stdout: '{\n  "error": {\n    "message": "restore: podman container restore failed"\n  }\n}\n', stderr: '' })).toBe('restore: podman container restore failed');
-    expect(cliError({ stdout: '', stderr: 'Error: a\n  hint: b\n' })).toBe('hint: b');
+    expect(cliError({ stdout: '', stderr: 'Error: a\n  hint: b\n' })).toBe('  hint: b');
   });
 });
 
