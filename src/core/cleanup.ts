@@ -144,6 +144,9 @@ function ageMs(p: string): number {
  * for a cleanup running beside other podman work); tests that just failed an
  * operation on purpose pass 0 to see everything it left.
  */
+/** The sub-cgroup crun restores through on cgroup v1 hierarchies (its dummy process waits there). */
+const PROXY_CGROUP = '.proxy-crun';
+
 export async function planCleanup(l: Layout, liveContainerIds: Set<string>, o: { minAgeMs?: number } = {}): Promise<CleanupItem[]> {
   const minAgeMs = o.minAgeMs ?? YOUNG_MS;
   const items: CleanupItem[] = deadOps(l).reverse().map((r) => operationItem(l, r));
@@ -208,6 +211,12 @@ export async function planCleanup(l: Layout, liveContainerIds: Set<string>, o: {
       const dir = path.join(root, name);
       if (m && !liveContainerIds.has(m[1]!) && statSync(dir).isDirectory() && cgroupEmpty(dir)) {
         items.push({ kind: 'cgroup', path: dir, reason: 'empty, and its container is gone' });
+      }
+      // What a failed restore left with stock crun (crun-patches/0002): while it is there, the
+      // container can neither start nor be restored. A restore in flight has its proxy in it.
+      const proxy = path.join(dir, PROXY_CGROUP);
+      if (m && liveContainerIds.has(m[1]!) && existsSync(proxy) && cgroupEmpty(proxy) && Date.now() - statSync(proxy).mtimeMs >= minAgeMs) {
+        items.push({ kind: 'cgroup', path: proxy, reason: "crun's restore proxy cgroup, left by a failed restore: the container cannot start or be restored while it is there" });
       }
     }
   }

@@ -112,6 +112,34 @@ describe.skipIf(skip)('cleanup', () => {
     expect(JSON.parse(r.stdout).items).toContainEqual(expect.objectContaining({ kind: 'staging', path: dir, removed: true }));
     expect(existsSync(dir)).toBe(false);
   });
+  it("removes the restore proxy cgroup a failed restore left with stock crun, after which the container starts again", async () => {
+    const { cgroupParents } = await import('../../src/drivers/cgroups.js');
+    const { mkdirSync, rmdirSync, utimesSync, existsSync } = await import('node:fs');
+    const name = await startContainer('localhost/tfork/tiny', ['sleep', '100000']);
+    const id = (await podman().run(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
+    expect((await podman().run(['stop', '-t', '0', name])).exitCode).toBe(0);
+    // What crun 1.21 left after a failed restore on cgroup v1 hierarchies (crun-patches/0002 prevents it now).
+    const left = cgroupParents().map((p) => path.join(p, `libpod-${id}`, '.proxy-crun'));
+    const old = new Date(Date.now() - 10 * 60_000);
+    try {
+      for (const d of left) {
+        mkdirSync(d, { recursive: true });
+        utimesSync(d, old, old);
+      }
+      const stuck = await podman().run(['start', name], { reject: false });
+      expect(stuck.exitCode, 'a container with a leftover .proxy-crun does not start').not.toBe(0);
+      const r = await cli(['cleanup', '--format', 'json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const items = JSON.parse(r.stdout).items as { kind: string; path: string; removed: boolean }[];
+      for (const d of left) expect(items.find((i) => i.path === d)).toMatchObject({ kind: 'cgroup', removed: true });
+      expect(left.filter((d) => existsSync(d))).toEqual([]);
+      const started = await podman().run(['start', name], { reject: false });
+      expect(started.exitCode, started.stderr).toBe(0);
+    } finally {
+      for (const d of left) if (existsSync(d)) rmdirSync(d);
+      await podman().run(['rm', '-f', '-t', '0', name], { reject: false });
+    }
+  });
   it('removes the records of removed containers and the locks of dead processes, and nothing live', async () => {
     const { layout } = await import('../../src/drivers/layout.js');
     const { claimCommit } = await import('../../src/drivers/commit-ledger.js');
