@@ -1,8 +1,9 @@
 /**
- * Checkpoint and rollback latency of one running container (W1, W2, W3): start
- * a fresh source, then per repetition and contender: note the source's state,
- * checkpoint it, change it (the W1 counter runs on and a file appears; W2 gets
- * a typed line on its screen; W3 rewrites a MiB of its memory), roll it back,
+ * Checkpoint and rollback latency of one running container (W1, W2, W3, W4):
+ * start a fresh source, then per repetition and contender: note the source's
+ * state, checkpoint it, change it (the W1 counter runs on and a file appears;
+ * W2 gets a typed line on its screen; W3 rewrites a MiB of its memory; W4 gets
+ * text typed into its document), roll it back,
  * and check that it shows the checkpointed state again and runs on. A run that
  * fails any of it is a failure, not a time.
  */
@@ -20,8 +21,6 @@ import { rollbackTitle } from './format.js';
 import { WORKLOADS } from './workloads.js';
 import { PauseProbe } from './pause.js';
 import { typeOnDesktop } from './osworld-workload.js';
-
-export const ROLLBACK_WORKLOADS: WorkloadId[] = ['W1', 'W2', 'W3', 'W4'];
 
 export interface RollbackSample {
   workload: WorkloadId;
