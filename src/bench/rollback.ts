@@ -20,6 +20,7 @@ import { memholdChange, memoryChecksum, readCounter, SCREEN_THRESHOLD, verifyChe
 import { rollbackTitle } from './format.js';
 import { WORKLOADS } from './workloads.js';
 import { PauseProbe } from './pause.js';
+import { run } from '../drivers/exec.js';
 import { typeOnDesktop } from './osworld-workload.js';
 
 export interface RollbackSample {
@@ -149,6 +150,9 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, sizeByt
   let phase: RollbackSample['failedAt'] = 'checkpoint';
   const removals: (() => Promise<void>)[] = [];
   try {
+    // Untimed, as before every clone run: what the run before left to write back (a checkpoint's
+    // images, an export, a rollback's placed state) is written now, so no capture pays for it.
+    await run('/bin/sync', [], { timeoutMs: 10 * 60_000 });
     if (contender === 'engine-incremental') {
       // The checkpoint before the step (untimed): the measured one writes what the step changed.
       // Its pause is kept: the price of the tracking, paid at the start of every chain.

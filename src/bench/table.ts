@@ -137,7 +137,7 @@ function rollbackSection(rows: RollbackRow[], ratios: RollbackRatio[]): string[]
     'engine-incremental = the same after an untimed checkpoint and a small step (W1: 0.5 s of counting; W2: a line typed; W3: one MiB rewritten; W4: a word typed into the document): only the pages written since',
     'stock  = podman container checkpoint --leave-running --file-locks --export F --compress none C, then podman rm -f C +',
     '         podman container restore --file-locks --import F --name C (stock podman\'s way back to one of many checkpoints: a new container)',
-    `every run checked: after the rollback C shows the checkpointed state (W1 counter and files, W2 and W4 screen, W3 memory checksum) and runs on; seconds: median (min-max) of ${runs} run(s); size: MiB on disk (the engine: the checkpoint's own images; stock: its export archive)`,
+    `every run checked: after the rollback C shows the checkpointed state (W1 counter and files, W2 and W4 screen, W3 memory checksum) and runs on; seconds: median (min-max) of ${runs} run(s), each started after an untimed sync; size: MiB on disk (the engine: the checkpoint's own images; stock: its export archive)`,
     columns([
       ['workload', 'contender', 'ok', 'memory', 'checkpoint', 'size', 'frozen', 'paused inside', 'rollback'],
       ...rows.map((r) => [
