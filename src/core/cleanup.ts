@@ -139,14 +139,14 @@ function ageMs(p: string): number {
   }
 }
 
+/** The sub-cgroup crun restores through on cgroup v1 hierarchies (its dummy process waits there). */
+const PROXY_CGROUP = '.proxy-crun';
+
 /**
  * `minAgeMs`: subvolumes made more recently are left alone (default two minutes,
  * for a cleanup running beside other podman work); tests that just failed an
  * operation on purpose pass 0 to see everything it left.
  */
-/** The sub-cgroup crun restores through on cgroup v1 hierarchies (its dummy process waits there). */
-const PROXY_CGROUP = '.proxy-crun';
-
 export async function planCleanup(l: Layout, liveContainerIds: Set<string>, o: { minAgeMs?: number } = {}): Promise<CleanupItem[]> {
   const minAgeMs = o.minAgeMs ?? YOUNG_MS;
   const items: CleanupItem[] = deadOps(l).reverse().map((r) => operationItem(l, r));

@@ -3,10 +3,12 @@
  * exactly the checkpointed memory, processes and files afterwards, under the
  * same name and id, and keeps running.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, pixelDiff, podman, screenshot, startContainer, sweep, waitFor, waitForSettledScreen } from '../helpers/host.js';
 import { COUNTER, count, idOf, rm, sleep, stateOf } from '../helpers/workloads.js';
+import { cgroupParents } from '../../src/drivers/cgroups.js';
 
 const skip = await engineGate('checkpoint and rollback');
 
@@ -122,10 +124,7 @@ describe.skipIf(skip)('checkpoint and rollback (W1)', () => {
     // crun restores through a dummy process in a sub-cgroup (.proxy-crun) on cgroup v1 hierarchies; left
     // behind, it made every later start or restore of the container fail (crun-patches/0002).
     const id = await idOf(src);
-    const left = readdirSync('/sys/fs/cgroup').flatMap((h) => {
-      const dir = `/sys/fs/cgroup/${h}/libpod_parent/libpod-${id}`;
-      return existsSync(`${dir}/.proxy-crun`) ? [dir] : [];
-    });
+    const left = cgroupParents().map((p) => path.join(p, `libpod-${id}`, '.proxy-crun')).filter((d) => existsSync(d));
     expect(left).toEqual([]);
     await rollback(src, cp.id);
     expect(await stateOf(src)).toBe('running');
