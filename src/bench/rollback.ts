@@ -155,7 +155,8 @@ async function measureRollback(ctx: RunnerContext, workload: WorkloadId, sizeByt
     await run('/bin/sync', [], { timeoutMs: 10 * 60_000 });
     if (contender === 'engine-incremental') {
       // The checkpoint before the step (untimed): the measured one writes what the step changed.
-      // Its pause is kept: the price of the tracking, paid at the start of every chain.
+      // Its pause is kept: the price of the tracking, paid at the start of every chain (a second
+      // short freeze that arms it after a background capture; the whole dump frozen before patch 0023).
       await pause.reset();
       const first = await checkpointWith(contender, ctx, source, rep);
       s.firstPauseMs = await pause.read();

@@ -159,7 +159,7 @@ function rollbackSection(rows: RollbackRow[], ratios: RollbackRatio[]): string[]
       ...ratios.map((r) => [rollbackTitle(r), String(r.pairs), times(r.checkpoint), times(r.rollback), times(r.frozen), times(r.incremental), times(r.incrementalBytes)]),
     ]),
     '',
-    "the price of tracking: engine-incremental's untimed first checkpoint of each chain, full and captured frozen (the tracking holds the userfaultfd background capture needs):",
+    "the price of tracking: engine-incremental's untimed first checkpoint of each chain, full; captured in the background and frozen again briefly to arm the tracking (CRIU patch 0023), captured frozen with a CRIU without it (paused = the longer of its stops):",
     ...rows.filter((r) => r.firstPauseMs).map((r) => `  ${rollbackTitle(r)}: paused ${secs(r.firstPauseMs)} inside, frozen ${secs(r.firstFrozenMs)}; engine (full, background) paused ${secs(rows.find((x) => x.workload === r.workload && x.contender === 'engine')?.pauseMs)}`),
     '',
     'where the time goes (medians, s):',

@@ -10,7 +10,7 @@
  * container can be rolled into another made from the same image: that is how
  * a winning clone's state becomes its source's (commit).
  */
-import { cpSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { layout as defaultLayout, type Layout } from '../../drivers/layout.js';
 import { Podman } from '../../drivers/podman.js';
@@ -26,7 +26,7 @@ import { Journal } from '../journal.js';
 import { killPoint, killPointAfter } from '../fault.js';
 import { recoverContainer } from '../recover.js';
 import { chainLength, checkpointState, headOf, heldStored, listStored, newCheckpointId, removeStored, setHead, storeCheckpoint, type CheckpointInfo } from './store.js';
-import { planTracking, stopTracking, trackingSupport, withTrackingLock, writeBaseline } from './tracking.js';
+import { planTracking, stopTracking, trackingSupport, tracksAfterBackground, withTrackingLock, writeBaseline } from './tracking.js';
 
 /** A frozen capture of a source holding this much memory writes its images in memory first (see createCheckpoint). */
 const IMAGES_IN_MEMORY_FROM = 256 * 2 ** 20;
@@ -67,13 +67,18 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
     // One checkpoint of a container at a time from planning to its baseline (tracking.ts): a
     // checkpoint written against X must be dumped by the CRIU that took over X's tracking.
     const info = await withTrackingLock(l, src, o.signal, async () => {
-      // Incremental when this host can track written pages; the tracking takes the userfaultfd,
-      // so such checkpoints are captured frozen (an incremental dump writes little while frozen).
+      // Incremental when this host can track written pages. An increment is captured frozen: the
+      // tracking holds the userfaultfd, and it writes little. The checkpoint that starts a chain is
+      // captured in the background where CRIU arms the tracking in a second short freeze once its
+      // pages are written (patch 0022); frozen where it can't.
       const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
       // A container that is stopped afterwards gains nothing from running on while its pages are written.
       const sourceBytes = containerMemoryBytes(src.pid);
-      const capture = o.stop || tracking ? 'frozen' : captureMode(l, process.env).mode;
+      const frozenForTracking = !!tracking && (!!tracking.parent || !tracksAfterBackground(l));
+      const capture = o.stop || frozenForTracking ? 'frozen' : captureMode(l, process.env).mode;
       if (capture === 'background' || o.stop) await stopTracking(l, src.id);
+      // (a chain that starts with a background capture: the old holder is gone, CRIU's new one goes here)
+      if (tracking && capture === 'background') mkdirSync(tracking.dir, { recursive: true });
       // A large frozen capture writes its images in memory when they fit, and they move to the store
       // after the source runs on: its pause is then not the storage's write speed (1 GiB: 4.5 s on the
       // storage filesystem here, under 1 s in memory). A small one goes to the page cache as fast,

@@ -26,7 +26,7 @@ import type { Layout } from '../../drivers/layout.js';
 import { writeFileAtomic } from '../../drivers/archive.js';
 import { pidAlive } from '../../drivers/host.js';
 import { withLock } from '../../drivers/lock.js';
-import { criuHasOption, USERFAULTFD_DEVICE } from '../state/capture-mode.js';
+import { criuCarries, criuHasOption, USERFAULTFD_DEVICE } from '../state/capture-mode.js';
 
 /** The CRIU option of patch 0006. */
 export const TRACK_WRITTEN_OPTION = 'track-written';
@@ -34,6 +34,16 @@ export const TRACK_WRITTEN_OPTION = 'track-written';
 export const HOLDER_COMM = 'tfork-track';
 /** A chain this long (incremental checkpoints on top of a full one) ends with a full checkpoint. */
 export const MAX_CHAIN = 16;
+
+/**
+ * What CRIU's help says once patch 0022 is in: a dump with --background-pages
+ * and --track-written captures in the background and arms the tracking in a
+ * second short freeze once its pages are written.
+ */
+export const TRACK_AFTER_BACKGROUND_TEXT = 'in a second short freeze once the pages are written';
+
+/** Whether a checkpoint that starts a chain can be captured in the background (patch 0022). */
+export const tracksAfterBackground = (l: Layout): boolean => criuCarries(l, TRACK_AFTER_BACKGROUND_TEXT, 'track-after-background');
 
 export interface TrackingSupport {
   ok: boolean;
@@ -49,7 +59,7 @@ export function kernelHasWpAsync(rel = release()): boolean {
 /** Whether checkpoints on this host can be incremental, and why (not). */
 export function trackingSupport(l: Layout, env: NodeJS.ProcessEnv = process.env, rel = release()): TrackingSupport {
   if (env.TFORK_INCREMENTAL === '0') return { ok: false, reason: 'TFORK_INCREMENTAL=0: every checkpoint writes all memory' };
-  if (env.TFORK_CAPTURE === 'background') {
+  if (env.TFORK_CAPTURE === 'background' && !tracksAfterBackground(l)) {
     return { ok: false, reason: 'TFORK_CAPTURE=background: checkpoints are captured in the background, which takes the userfaultfd incremental tracking needs' };
   }
   if (!existsSync(USERFAULTFD_DEVICE)) return { ok: false, reason: `no ${USERFAULTFD_DEVICE}: every checkpoint writes all memory` };

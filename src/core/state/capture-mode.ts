@@ -39,30 +39,36 @@ export const USERFAULTFD_DEVICE = '/dev/userfaultfd';
 
 /**
  * Whether the installed CRIU knows `--<option>` (an option of one of the
- * project's patches): its binary carries the option's name. Read once per
- * build of the binary (the answer is kept beside the stamps, keyed by size
- * and mtime), since a clone must not pay a 6 MB read.
+ * project's patches): its binary carries the option's name.
  */
-export function criuHasOption(l: Layout, option: string): boolean {
+export const criuHasOption = (l: Layout, option: string): boolean => criuCarries(l, `--${option}`, `option-${option}`);
+
+/**
+ * Whether the installed CRIU's binary carries `text` (a patch's option or
+ * help line). Read once per build of the binary (the answer is kept beside
+ * the stamps under `key`, keyed by size and mtime), since a clone must not
+ * pay a 6 MB read.
+ */
+export function criuCarries(l: Layout, text: string, key: string): boolean {
   const bin = installedBinary(l, CRIU);
-  let key: string;
+  let build: string;
   try {
     const st = statSync(bin);
-    key = `${st.size}:${st.mtimeMs}`;
+    build = `${st.size}:${st.mtimeMs}`;
   } catch {
     return false;
   }
-  const memo = path.join(l.stampDir, `criu-option-${option}`);
+  const memo = path.join(l.stampDir, `criu-${key}`);
   try {
     const [k, v] = readFileSync(memo, 'utf8').trim().split(' ');
-    if (k === key) return v === 'yes';
+    if (k === build) return v === 'yes';
   } catch {
     // not recorded yet
   }
-  const has = readFileSync(bin).includes(`--${option}`);
+  const has = readFileSync(bin).includes(text);
   try {
     mkdirSync(l.stampDir, { recursive: true });
-    writeFileSync(memo, `${key} ${has ? 'yes' : 'no'}\n`);
+    writeFileSync(memo, `${build} ${has ? 'yes' : 'no'}\n`);
   } catch {
     // a read-only state directory only costs the next command the same read
   }
