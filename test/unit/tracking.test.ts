@@ -9,7 +9,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HOLDER_COMM, kernelHasWpAsync, MAX_CHAIN, planTracking, readBaseline, sweepRemovedTracking, trackDir, trackingSupport, writeBaseline } from '../../src/core/checkpoint/tracking.js';
+import { HOLDER_COMM, kernelHasWpAsync, MAX_CHAIN, planTracking, readBaseline, sweepRemovedTracking, TRACK_AFTER_BACKGROUND_TEXT, trackDir, trackingSupport, tracksAfterBackground, writeBaseline } from '../../src/core/checkpoint/tracking.js';
+import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
 import { chainLength, listStored, removeStored, storeCheckpoint } from '../../src/core/checkpoint/store.js';
 import type { CapturedState } from '../../src/core/state/capture.js';
 import { layout } from '../../src/drivers/layout.js';
@@ -38,6 +39,17 @@ function store(id: string, imagesParent?: string): void {
 }
 
 describe('incremental checkpoints: when and against what', () => {
+  it('starts a chain in the background only with a CRIU whose help says it arms the tracking after (patch 0023), read again when the binary changes', () => {
+    const bin = installedBinary(l, CRIU);
+    mkdirSync(path.dirname(bin), { recursive: true });
+    writeFileSync(bin, 'criu --track-written DIR --background-pages');
+    expect(tracksAfterBackground(l)).toBe(false);
+    writeFileSync(bin, `criu --track-written DIR --background-pages; with --background-pages it is armed\n ${TRACK_AFTER_BACKGROUND_TEXT}\n`);
+    expect(tracksAfterBackground(l)).toBe(true);
+    rmSync(bin);
+    expect(tracksAfterBackground(l)).toBe(false);
+  });
+
   it('needs Linux 6.7 for PAGEMAP_SCAN and asynchronous write-protection', () => {
     expect(kernelHasWpAsync('6.6.30-amd64')).toBe(false);
     expect(kernelHasWpAsync('6.7.0')).toBe(true);

@@ -59,7 +59,7 @@ export function kernelHasWpAsync(rel = release()): boolean {
 /** Whether checkpoints on this host can be incremental, and why (not). */
 export function trackingSupport(l: Layout, env: NodeJS.ProcessEnv = process.env, rel = release()): TrackingSupport {
   if (env.TFORK_INCREMENTAL === '0') return { ok: false, reason: 'TFORK_INCREMENTAL=0: every checkpoint writes all memory' };
-  if (env.TFORK_CAPTURE === 'background' && !tracksAfterBackground(l)) {
+  if (env.TFORK_CAPTURE === 'background') {
     return { ok: false, reason: 'TFORK_CAPTURE=background: checkpoints are captured in the background, which takes the userfaultfd incremental tracking needs' };
   }
   if (!existsSync(USERFAULTFD_DEVICE)) return { ok: false, reason: `no ${USERFAULTFD_DEVICE}: every checkpoint writes all memory` };
