@@ -186,6 +186,24 @@ describe.skipIf(skip)('incremental checkpoints of private file memory (tfork-rel
 });
 
 /**
+ * A python script run in a desktop-image container: it writes its pid to /tmp/<name>.ready and,
+ * on SIGUSR1, its answer to /tmp/<name>.res (through a rename); ask() sends the signal and waits.
+ */
+async function startScript(name: string, script: string): Promise<{ src: string; pid: string; ask: () => Promise<string> }> {
+  const src = await startContainer('localhost/tfork/desktop');
+  await exec(src, ['sh', '-c', `printf '%s\\n' '${script}' > /tmp/${name}.py && setsid python3 /tmp/${name}.py </dev/null >/dev/null 2>&1 &`]);
+  await waitFor(src, ['test', '-s', `/tmp/${name}.ready`], 60_000);
+  const pid = (await exec(src, ['cat', `/tmp/${name}.ready`])).stdout.trim();
+  const res = `/tmp/${name}.res`;
+  const ask = async () => {
+    const r = await exec(src, ['sh', '-c', `rm -f ${res}; kill -USR1 ${pid}; i=0; while [ ! -s ${res} ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done; cat ${res}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    return r.stdout.trim();
+  };
+  return { src, pid, ask };
+}
+
+/**
  * A process holding a PROT_NONE reservation larger than the host's memory and swap (a browser's
  * V8 cage is 32 GiB) beside memory it writes. A restore that reads pages through a parent's images
  * premapped every private mapping writable, which the overcommit heuristic refused for the
@@ -200,14 +218,14 @@ const RESERVER = [
   'd = bytearray(os.urandom(8 << 20))',
   'n = [0]',
   'def usr1(s, f):',
-  '    open("/tmp/res.sum.tmp", "w").write(hashlib.sha1(d).hexdigest())',
-  '    os.rename("/tmp/res.sum.tmp", "/tmp/res.sum")',
+  '    open("/tmp/reserver.res.tmp", "w").write(hashlib.sha1(d).hexdigest())',
+  '    os.rename("/tmp/reserver.res.tmp", "/tmp/reserver.res")',
   'def usr2(s, f):',
   '    n[0] = n[0] % 7 + 1',
   '    d[n[0] << 20:(n[0] + 1) << 20] = os.urandom(1 << 20)',
   'signal.signal(signal.SIGUSR1, usr1)',
   'signal.signal(signal.SIGUSR2, usr2)',
-  'open("/tmp/res.ready", "w").write(str(os.getpid()))',
+  'open("/tmp/reserver.ready", "w").write(str(os.getpid()))',
   'while True:',
   '    time.sleep(1)',
 ].join('\n');
@@ -216,15 +234,7 @@ describe.skipIf(skip)('incremental checkpoints of a process with a reservation l
   afterAll(sweep);
 
   it('rolls back to an incremental checkpoint and to its parent, the reservation and the written memory as they were', async () => {
-    const src = await startContainer('localhost/tfork/desktop');
-    await exec(src, ['sh', '-c', `printf '%s\\n' '${RESERVER}' > /tmp/reserver.py && setsid python3 /tmp/reserver.py </dev/null >/dev/null 2>&1 &`]);
-    await waitFor(src, ['test', '-s', '/tmp/res.ready'], 30_000);
-    const pid = (await exec(src, ['cat', '/tmp/res.ready'])).stdout.trim();
-    const sum = async () => {
-      const r = await exec(src, ['sh', '-c', `rm -f /tmp/res.sum; kill -USR1 ${pid}; i=0; while [ ! -s /tmp/res.sum ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done; cat /tmp/res.sum`]);
-      expect(r.exitCode, r.stderr).toBe(0);
-      return r.stdout.trim();
-    };
+    const { src, pid, ask: sum } = await startScript('reserver', RESERVER);
     const change = async () => {
       const before = await sum();
       await exec(src, ['kill', '-USR2', pid]);
@@ -280,11 +290,11 @@ const WRITER = [
   '        want = k - 1 - ((k - 1 - j) % N)',
   '        got = (struct.unpack_from("<Q", m, j * P)[0], struct.unpack_from("<Q", m, j * P + P - 8)[0])',
   '        if got != (want, want): bad.append((j, got, want))',
-  '    open("/tmp/w.res.tmp", "w").write("%d %d %s" % (k, len(bad), bad[:3]))',
-  '    os.rename("/tmp/w.res.tmp", "/tmp/w.res")',
+  '    open("/tmp/writer.res.tmp", "w").write("%d %d %s" % (k, len(bad), bad[:3]))',
+  '    os.rename("/tmp/writer.res.tmp", "/tmp/writer.res")',
   'for j in range(N): put()',
   'signal.signal(signal.SIGUSR1, check)',
-  'open("/tmp/w.ready", "w").write(str(os.getpid()))',
+  'open("/tmp/writer.ready", "w").write(str(os.getpid()))',
   'while True:',
   '    for i in range(64): put()',
   '    time.sleep(0.01)',
@@ -294,15 +304,11 @@ describe.skipIf(skip)('incremental checkpoints of a source written to all along'
   afterAll(sweep);
 
   it('a chain started by a background capture: the pages written while it was written go into the next checkpoint, and both roll back to their instant', async () => {
-    const src = await startContainer('localhost/tfork/desktop');
-    await exec(src, ['sh', '-c', `printf '%s\\n' '${WRITER}' > /tmp/writer.py && setsid python3 /tmp/writer.py </dev/null >/dev/null 2>&1 &`]);
-    await waitFor(src, ['test', '-s', '/tmp/w.ready'], 60_000);
-    const pid = (await exec(src, ['cat', '/tmp/w.ready'])).stdout.trim();
+    const { src, ask } = await startScript('writer', WRITER);
     const verify = async () => {
-      const r = await exec(src, ['sh', '-c', `rm -f /tmp/w.res; kill -USR1 ${pid}; i=0; while [ ! -s /tmp/w.res ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done; cat /tmp/w.res`]);
-      expect(r.exitCode, r.stderr).toBe(0);
-      const [count, bad] = r.stdout.trim().split(' ');
-      return { count: Number(count), bad: Number(bad), text: r.stdout.trim() };
+      const text = await ask();
+      const [count, bad] = text.split(' ');
+      return { count: Number(count), bad: Number(bad), text };
     };
     const before = await verify();
     expect(before.bad, before.text).toBe(0);
