@@ -70,7 +70,7 @@ export async function createCheckpoint(container: string, o: CheckpointOptions =
       // Incremental when this host can track written pages. An increment is captured frozen: the
       // tracking holds the userfaultfd, and it writes little. The checkpoint that starts a chain is
       // captured in the background where CRIU arms the tracking in a second short freeze once its
-      // pages are written (patch 0022); frozen where it can't.
+      // pages are written (patch 0023); frozen where it can't.
       const tracking = !o.stop && trackingSupport(l).ok ? planTracking(l, src.id, headOf(l, src.id), (id) => chainLength(l, id)) : undefined;
       // A container that is stopped afterwards gains nothing from running on while its pages are written.
       const sourceBytes = containerMemoryBytes(src.pid);

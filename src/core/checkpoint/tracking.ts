@@ -36,13 +36,13 @@ export const HOLDER_COMM = 'tfork-track';
 export const MAX_CHAIN = 16;
 
 /**
- * What CRIU's help says once patch 0022 is in: a dump with --background-pages
+ * What CRIU's help says once patch 0023 is in: a dump with --background-pages
  * and --track-written captures in the background and arms the tracking in a
  * second short freeze once its pages are written.
  */
 export const TRACK_AFTER_BACKGROUND_TEXT = 'in a second short freeze once the pages are written';
 
-/** Whether a checkpoint that starts a chain can be captured in the background (patch 0022). */
+/** Whether a checkpoint that starts a chain can be captured in the background (patch 0023). */
 export const tracksAfterBackground = (l: Layout): boolean => criuCarries(l, TRACK_AFTER_BACKGROUND_TEXT, 'track-after-background');
 
 export interface TrackingSupport {
