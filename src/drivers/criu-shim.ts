@@ -3,8 +3,9 @@
  * crun's libcriu starts `criu` from the PATH; so each clone operation puts a
  * directory first in the PATH whose `criu` exports CRIU_CONFIG_FILE (read by
  * CRIU in RPC mode too) and execs the project's CRIU. The config file carries
- * what podman cannot pass: the action script that snapshots the root
- * filesystem while the source is frozen, the ghost limit, tcp-close.
+ * what podman cannot pass: the root filesystem's snapshot while the source is
+ * frozen (CRIU patch 0025, or else the action script below), the ghost limit,
+ * tcp-close.
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,9 @@ export function writeCriuShim(dir: string, criuBin: string, configFile: string, 
 }
 
 /**
- * The action script of a dump: records when CRIU is about to freeze the tree
+ * The action script of a dump, for a CRIU without patch 0025 (which takes the
+ * snapshot on a thread of its own, with no process started in the frozen
+ * window): records when CRIU is about to freeze the tree
  * (pre-dump) and takes a read-only snapshot of the root filesystem while the
  * tree is frozen, so that the files match the memory image exactly. The
  * snapshot starts at network-lock, CRIU's first action after the freeze, and

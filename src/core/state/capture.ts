@@ -106,6 +106,28 @@ const BTRFS = '/usr/bin/btrfs';
 const DUMP_HOOK = 'dump-hook';
 /** The CRIU option of patch 0007: no conntrack tables in the images. */
 const SKIP_CONNTRACK_OPTION = 'skip-conntrack';
+/**
+ * The CRIU option of patch 0025: CRIU takes the root filesystem's snapshot
+ * itself, on a thread from the freeze on, instead of the action script.
+ */
+const SNAPSHOT_ROOTFS_OPTION = 'snapshot-rootfs';
+/** How CRIU (0025) says that the snapshot failed. */
+const SNAPSHOT_FAILED = /Can't snapshot the root filesystem/;
+
+function snapshotLines(subvolume: string, snapshot: string): string[] {
+  return [`${SNAPSHOT_ROOTFS_OPTION} ${subvolume}`, `snapshot-to ${snapshot}`];
+}
+
+/** How long CRIU's snapshot took (patch 0025's line in the first of `logs` that exists), in ms. */
+function snapshotMsInLog(logs: string[]): number | undefined {
+  for (const f of logs) {
+    if (!existsSync(f)) continue;
+    const m = /Snapshot of \S+ taken in (\d+) us/.exec(readFileSync(f, 'utf8'));
+    return m ? Number(m[1]) / 1000 : undefined;
+  }
+  return undefined;
+}
+
 /** Files `podman container checkpoint` leaves in the bundle besides the images. */
 const BUNDLE_LEFTOVERS = ['network.status', 'stats-dump', 'config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files', 'dump.log', CONTAINER_CRIU_CONF];
 
@@ -233,10 +255,11 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
   const rootfs = path.join(dir, 'rootfs');
   const timesFile = path.join(dir, 'dump-times');
   const hook = path.join(dir, DUMP_HOOK);
-  writeSnapshotScript(hook, { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
+  const snapshotInCriu = criuHasOption(l, SNAPSHOT_ROOTFS_OPTION);
+  if (!snapshotInCriu) writeSnapshotScript(hook, { rootfs: src.rootfs, snapshot: rootfs, timesFile, btrfs: BTRFS, fail: o.fault === 'snapshot' });
   // file-locks: a desktop's processes may hold POSIX/flock locks at any instant; carry them.
   const conf = [
-    `action-script ${hook}`,
+    ...(snapshotInCriu ? snapshotLines(src.rootfs, o.fault === 'snapshot' ? path.join(dir, 'fault-injected-no-such-dir', 'rootfs') : rootfs) : [`action-script ${hook}`]),
     `ghost-limit ${o.ghostLimit}`,
     'file-locks',
     ...criuVerbosity(),
@@ -285,7 +308,8 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     const r = await dumping;
     if (!r.ok) {
       const times = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '');
-      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${criuLogExcerpt(src.bundle, r.error)}`, { phase: times.snapshotFailed ? 'snapshot' : 'dump' });
+      const excerpt = criuLogExcerpt(src.bundle, r.error);
+      throw new TforkError('E_TOOL_FAILED', `podman container checkpoint failed:\n${excerpt}`, { phase: times.snapshotFailed || SNAPSHOT_FAILED.test(excerpt) ? 'snapshot' : 'dump' });
     }
     const dumpMs = performance.now() - s;
     // post-dump waited for the snapshot: nothing is left to settle (discardScratch), nor to keep.
@@ -293,6 +317,7 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     let images = path.join(dir, 'images');
     if (lstatSync(path.join(src.bundle, 'checkpoint')).isSymbolicLink()) images = o.imagesDir!;
     else renameSync(path.join(src.bundle, 'checkpoint'), images);
+    const snapshotTakenMs = snapshotInCriu ? snapshotMsInLog([path.join(images, 'dump.log'), ...(logDir ? [path.join(logDir, 'dump.log')] : [])]) : undefined;
     // The log of a dump that succeeded is not part of its state (logBesideImages).
     rmSync(path.join(images, 'dump.log'), { force: true });
     let devshm: string | undefined;
@@ -300,7 +325,7 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
       devshm = path.join(dir, 'devshm-checkpoint.tar');
       renameSync(path.join(src.bundle, 'devshm-checkpoint.tar'), devshm);
     }
-    const times = parseDumpTimes(readFileSync(timesFile, 'utf8'));
+    const times = parseDumpTimes(existsSync(timesFile) ? readFileSync(timesFile, 'utf8') : '');
     // CRIU's own measure; the hooks' span (pre-dump to end of snapshot) bounds it when stats are missing.
     const stats = statsOf(r.stats);
     const frozenMs = stats?.frozenMs ?? (times.preDump && times.snapshotEnd ? times.snapshotEnd - times.preDump : undefined);
@@ -316,7 +341,7 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
         dumpMs,
         frozenMs,
         freezingMs: stats?.freezingMs,
-        snapshotMs: times.snapshotStart && times.snapshotEnd ? times.snapshotEnd - times.snapshotStart : undefined,
+        snapshotMs: snapshotTakenMs ?? (times.snapshotStart && times.snapshotEnd ? times.snapshotEnd - times.snapshotStart : undefined),
         ...(o.graft ? { frozenSince: s } : {}),
       },
     };
