@@ -42,6 +42,12 @@ export const MAX_CHAIN = 16;
  */
 export const TRACK_AFTER_BACKGROUND_TEXT = 'in a second short freeze once the pages are written';
 
+/** CRIU's option (patch 0028) for a dump outside the chain that captures a tracked source in the background and gives the tracking back. */
+export const KEEP_TRACKING_OPTION = 'keep-tracking';
+
+/** Whether a live clone of a tracked source can be captured in the background and leave the tracking as it was (patch 0028). */
+export const keepsTrackingInBackground = (l: Layout): boolean => criuHasOption(l, KEEP_TRACKING_OPTION);
+
 /** Whether a checkpoint that starts a chain can be captured in the background (patch 0023). */
 export const tracksAfterBackground = (l: Layout): boolean => criuCarries(l, TRACK_AFTER_BACKGROUND_TEXT, 'track-after-background');
 

@@ -44,7 +44,7 @@ import { placeState, restoreContainer, restoreImported, targetOf } from '../stat
 import { preparePersist, type PersistStatus } from '../persist/job.js';
 import { runPersist, startDetachedWriter } from '../persist/writer.js';
 import { captureMode, type CaptureModeInfo } from '../state/capture-mode.js';
-import { holderPid, trackDir } from '../checkpoint/tracking.js';
+import { holderPid, keepsTrackingInBackground, trackDir, withTrackingLock } from '../checkpoint/tracking.js';
 import { containerMemoryBytes } from '../../drivers/memory.js';
 import { cloneTier, graftAvailable, type CloneTier } from './tier.js';
 
@@ -160,7 +160,10 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     const grafted = tier.level === 2;
     let capture: CaptureModeInfo = grafted
       ? { mode: 'graft', reason: 'the private anonymous pages stay in the frozen source, and every copy grafts them' }
-      : keepTracking(tracked, captureMode(l, process.env));
+      : keepTracking(tracked, keepsTrackingInBackground(l), captureMode(l, process.env));
+    // A tracked source captured in the background lends its tracking to CRIU and gets it back
+    // (patch 0028); no checkpoint may swap the holder meanwhile.
+    const lendTracking = tracked && capture.mode === 'background';
 
     // ---- register: the copies are made known to podman while the source is being dumped.
     // Each name is journaled before podman is asked for it, its id once podman gave it.
@@ -187,17 +190,19 @@ export async function cloneLive(sourceName: string, options: CloneOptions = {}, 
     // every copy has grafted its pages.
     const [state] = await timed('dump', async () => {
       inject('freeze');
-      return captureState(podman, l, src, scratch, {
+      const dump = () => captureState(podman, l, src, scratch, {
         leaveRunning: true,
         tcpClose: o.tcpClose,
         ghostLimit: o.ghostLimit,
         exportTo: persist?.partFile,
         imagesDir: shm ? path.join(shm, 'images') : undefined,
         background: capture.mode === 'background',
+        keepTracking: lendTracking ? trackDir(l, src.id) : undefined,
         graft: grafted,
         signal,
         fault: fault?.phase === 'dump' || fault?.phase === 'snapshot' ? fault.phase : undefined,
-      }).catch((err) => {
+      });
+      return (lendTracking ? withTrackingLock(l, src, signal, dump) : dump()).catch((err) => {
         const e = asTforkError(err);
         if (e.phase) phase = e.phase as ClonePhase;
         throw e;
@@ -372,11 +377,14 @@ async function freeHostPorts(ports: PublishedPort[], copies: number): Promise<Pu
 }
 
 /**
- * A source whose checkpoints track written pages (checkpoint/tracking.ts) is
- * captured frozen: background capture would need the userfaultfd the tracking
- * holds, and ending the tracking makes its next checkpoint a full one.
+ * A source whose checkpoints track written pages (checkpoint/tracking.ts):
+ * background capture needs the userfaultfd the tracking holds. CRIU with
+ * patch 0028 borrows it and gives the tracking back as it was; without it the
+ * source is captured frozen, since ending the tracking would make its next
+ * checkpoint a full one.
  */
-function keepTracking(tracked: boolean, m: CaptureModeInfo): CaptureModeInfo {
+function keepTracking(tracked: boolean, canLend: boolean, m: CaptureModeInfo): CaptureModeInfo {
   if (m.mode !== 'background' || !tracked) return m;
+  if (canLend) return { mode: 'background', reason: `${m.reason}; the tracking of written pages for the source's incremental checkpoints is lent to the capture and given back` };
   return { mode: 'frozen', reason: "the source's checkpoints track its written pages (incremental): background capture would end that, so the source stays frozen until every page is written" };
 }

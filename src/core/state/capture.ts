@@ -31,7 +31,7 @@ import { assertDumpable } from '../validate/index.js';
 import { TforkError } from '../../errors.js';
 import { killPointAfter } from '../fault.js';
 import { BACKGROUND_PAGES_OPTION, criuHasOption } from './capture-mode.js';
-import { TRACK_WRITTEN_OPTION } from '../checkpoint/tracking.js';
+import { KEEP_TRACKING_OPTION, TRACK_WRITTEN_OPTION } from '../checkpoint/tracking.js';
 import { GRAFT_PAGES_OPTION } from '../clone/tier.js';
 
 export interface CapturedState {
@@ -92,6 +92,12 @@ export interface CaptureOptions {
    * directory, and the images this dump writes only the changes against.
    */
   trackWritten?: { dir: string; parentImages?: string };
+  /**
+   * A dump outside the chain (a live clone) of a tracked source: CRIU's
+   * --keep-tracking directory. The source is captured in the background and
+   * its tracking given back as it was (patch 0028).
+   */
+  keepTracking?: string;
   /**
    * Tier 2 (clone/tier.ts): freeze the source's cgroup first and leave the
    * private anonymous pages in it. CRIU keeps a cgroup frozen that was frozen
@@ -238,7 +244,7 @@ async function capture(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     const line = err.message.split('\n').find((x) => LOST_RACE.test(x));
     const why = line?.replace(/^\s*\(\d+\.\d+\)\s*Error \([^)]*\):\s*/, '').trim() ?? 'a page was written before it was captured';
     await resetScratch(dir, o.imagesDir);
-    const state = await attempt(podman, l, src, dir, { ...o, background: false });
+    const state = await attempt(podman, l, src, dir, { ...o, background: false, keepTracking: undefined });
     return { ...state, retriedFrozen: why };
   }
 }
@@ -281,6 +287,7 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     ...(o.graft ? [GRAFT_PAGES_OPTION] : []),
     ...(o.trackWritten ? [`${TRACK_WRITTEN_OPTION} ${o.trackWritten.dir}`] : []),
     ...(o.trackWritten?.parentImages ? [`prev-images-dir ${o.trackWritten.parentImages}`] : []),
+    ...(o.keepTracking ? [`${KEEP_TRACKING_OPTION} ${o.keepTracking}`] : []),
     ...(o.fault === 'dump' ? ['fault-injected-unknown-option'] : []),
   ];
   copyFileSync(path.join(src.bundle, 'config.json'), path.join(dir, 'config.json'));
