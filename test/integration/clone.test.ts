@@ -31,6 +31,8 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
   it('makes N running copies that continue from the source instant, with the same PIDs and isolated files', async () => {
     baseline = await leaks();
     const srcPid = (await podman().run(['inspect', '-f', '{{.State.Pid}}', src])).stdout.trim();
+    // The container's /dev is a tmpfs: CRIU archives its contents while the source is frozen (patches 0008, 0029).
+    await exec(src, ['sh', '-c', 'mkdir -p /dev/tfork && echo dev > /dev/tfork/before']);
     const before = await count(src);
     const r = await clone(['--copies=3', '--name', `${src}-c`, src]);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -62,6 +64,7 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
       expect(trees[0]!.trim()).toMatch(/^1 /);
       // Files: what the source wrote before is everywhere; later writes stay where they were made.
       for (const n of names) expect((await exec(n, ['cat', '/tmp/before'])).stdout.trim()).toBe('before');
+      for (const n of names) expect((await exec(n, ['cat', '/dev/tfork/before'])).stdout.trim(), `${n}: /dev (a tmpfs) as the source had it`).toBe('dev');
       await exec(src, ['sh', '-c', 'echo src > /tmp/after-src']);
       await exec(names[0]!, ['sh', '-c', 'echo c0 > /tmp/after-c0']);
       for (const n of [src, ...names]) {
