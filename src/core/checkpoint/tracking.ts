@@ -186,7 +186,10 @@ export function sweepRemovedTracking(l: Layout): void {
  * End a container's tracking (its next checkpoint is full): before a dump
  * that needs the userfaultfd itself (background capture) and when the
  * container's processes are replaced (rollback). Waits until the holder is
- * gone, so its write-protection is off.
+ * gone, so its write-protection is off. Asked with SIGTERM, a holder of CRIU
+ * patch 0030 wakes each task once on its way out, so that a sleeping task
+ * pays this host's page-table resync now and not inside the next dump's
+ * frozen window (it gives itself 1 s); SIGKILL after 2 s, or for an older one.
  */
 export async function stopTracking(l: Layout, containerId: string): Promise<void> {
   const dir = trackDir(l, containerId);
@@ -194,12 +197,15 @@ export async function stopTracking(l: Layout, containerId: string): Promise<void
   dropBaseline(dir);
   const pid = holderPid(dir);
   if (pid) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone already
+    for (const [sig, waitMs] of [['SIGTERM', 2000], ['SIGKILL', 1000]] as const) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        break; // gone already
+      }
+      for (const t0 = Date.now(); pidAlive(pid) && Date.now() - t0 < waitMs; ) await new Promise((r) => setTimeout(r, 10));
+      if (!pidAlive(pid)) break;
     }
-    for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 10));
   }
   rmSync(dir, { recursive: true, force: true });
 }
