@@ -189,7 +189,8 @@ export function sweepRemovedTracking(l: Layout): void {
  * gone, so its write-protection is off. Asked with SIGTERM, a holder of CRIU
  * patch 0030 wakes each task once on its way out, so that a sleeping task
  * pays this host's page-table resync now and not inside the next dump's
- * frozen window (it gives itself 1 s); SIGKILL after 2 s, or for an older one.
+ * frozen window (it gives itself 1 s); SIGKILL after 2 s. A holder of an
+ * older CRIU ends at SIGTERM as it did at SIGKILL.
  */
 export async function stopTracking(l: Layout, containerId: string): Promise<void> {
   const dir = trackDir(l, containerId);
