@@ -103,11 +103,29 @@ export function loadedModules(): string[] {
   }
 }
 
+/**
+ * Whether a process runs. A zombie does not: it has exited and waits to be reaped, which an init
+ * may do late (this machine's pid 1 reaps once a second), and waiting on a detached process's exit
+ * (a tracking holder, a persist writer) would otherwise wait for its reaper.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  return !['Z', 'X'].includes(procStatFields(pid)?.[0] ?? 'R');
+}
+
+/**
+ * The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):
+ * [0] is the state (field 3), [19] the start time (field 22). Undefined when the process is gone.
+ */
+export function procStatFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
   }
 }

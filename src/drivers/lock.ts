@@ -12,21 +12,16 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from './layout.js';
+import { procStatFields } from './host.js';
 import { TforkError } from '../errors.js';
 
 export const locksDir = (l: Layout): string => path.join(l.runDir, 'locks');
 const lockPath = (l: Layout, key: string) => path.join(locksDir(l), `${key}.lock`);
 
-/** A process identity that survives pid reuse: "<pid> <start time in clock ticks>". */
+/** A process identity that survives pid reuse: "<pid> <start time in clock ticks>"; none for a zombie (it exited). */
 export function identity(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22 (starttime) counted after the command name, which may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return `${pid} ${fields[19]}`;
-  } catch {
-    return undefined;
-  }
+  const fields = procStatFields(pid);
+  return fields && !['Z', 'X'].includes(fields[0]!) ? `${pid} ${fields[19]}` : undefined;
 }
 
 export const self = (): string => identity(process.pid) ?? `${process.pid} ?`;

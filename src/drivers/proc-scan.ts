@@ -5,6 +5,7 @@
  * simply left out.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { procStatFields } from './host.js';
 
 export const NAMESPACES = ['ipc', 'mnt', 'net', 'pid', 'user', 'uts', 'cgroup', 'time'] as const;
 export type Namespace = (typeof NAMESPACES)[number];
@@ -47,11 +48,8 @@ function parents(): Map<number, number> {
   const out = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    const stat = read(`/proc/${d}/stat`);
-    if (!stat) continue;
-    // comm may hold spaces and parentheses: fields start after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(Number(d), Number(rest[1]));
+    const rest = procStatFields(Number(d));
+    if (rest) out.set(Number(d), Number(rest[1]));
   }
   return out;
 }

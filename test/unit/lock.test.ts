@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { layout } from '../../src/drivers/layout.js';
 import { locksDir, staleLocks, withLock, withLockSync } from '../../src/drivers/lock.js';
+import { pidAlive, procStatFields } from '../../src/drivers/host.js';
 
 const runDir = mkdtempSync(path.join(os.tmpdir(), 'tfork-lock-'));
 const l = layout({ TFORK_ROOT: runDir, TFORK_RUN_DIR: runDir });
@@ -55,5 +56,22 @@ describe('host-wide lock', () => {
     expect(waited).toBe(true);
     expect(Date.now() - t0).toBeGreaterThan(150);
     await exited;
+  });
+});
+
+describe('pidAlive', () => {
+  it('counts a zombie as gone: it exited, only its reaper has not collected it', async () => {
+    // The shell's background child exits at once; the shell then becomes a sleep that never
+    // reaps it, so it stays a zombie for the sleep's two seconds.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 2']);
+    const zombie = Number(await new Promise<string>((r) => parent.stdout.once('data', (b) => r(String(b)))));
+    for (let i = 0; i < 100 && procStatFields(zombie)?.[0] !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(procStatFields(zombie)?.[0]).toBe('Z');
+    expect(() => process.kill(zombie, 0)).not.toThrow();
+    expect(pidAlive(zombie)).toBe(false);
+    expect(pidAlive(parent.pid!)).toBe(true);
+    parent.kill('SIGKILL');
+    await new Promise((r) => parent.once('exit', r));
+    expect(pidAlive(parent.pid!)).toBe(false);
   });
 });
