@@ -1,6 +1,6 @@
 /** The W1 counter and tfork-memhold workloads, and what tests read from them. */
 import { expect } from 'vitest';
-import { exec, podman } from './host.js';
+import { exec, podman, startContainer, waitFor } from './host.js';
 import { MEMHOLD_CHANGE_SCRIPT } from '../../src/bench/verify.js';
 
 /** A shell variable counting in memory, written to disk every 0.1 s (renamed into place: a reader never sees a half-written file). */
@@ -43,4 +43,23 @@ export async function memholdSum(name: string): Promise<string> {
 export async function memholdChange(name: string): Promise<void> {
   const r = await exec(name, ['sh', '-c', MEMHOLD_CHANGE_SCRIPT]);
   expect(r.exitCode, r.stderr).toBe(0);
+}
+
+/**
+ * A python script run in a desktop-image container: it writes its pid to /tmp/<name>.ready and,
+ * on SIGUSR1, its answer to /tmp/<name>.res (through a rename); ask() sends the signal and waits,
+ * in the source or in a copy of it (the same pid there).
+ */
+export async function startScript(name: string, script: string): Promise<{ src: string; pid: string; ask: (container?: string) => Promise<string> }> {
+  const src = await startContainer('localhost/tfork/desktop');
+  await exec(src, ['sh', '-c', `printf '%s\\n' '${script}' > /tmp/${name}.py && setsid python3 /tmp/${name}.py </dev/null >/dev/null 2>&1 &`]);
+  await waitFor(src, ['test', '-s', `/tmp/${name}.ready`], 60_000);
+  const pid = (await exec(src, ['cat', `/tmp/${name}.ready`])).stdout.trim();
+  const res = `/tmp/${name}.res`;
+  const ask = async (container = src) => {
+    const r = await exec(container, ['sh', '-c', `rm -f ${res}; kill -USR1 ${pid}; i=0; while [ ! -s ${res} ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done; cat ${res}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    return r.stdout.trim();
+  };
+  return { src, pid, ask };
 }

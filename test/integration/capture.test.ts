@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, leaks, newLeaks, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { checkerCount, rm, sleep, stateOf } from '../helpers/workloads.js';
+import { checkerCount, rm, sleep, startScript, stateOf } from '../helpers/workloads.js';
 import { captureMode } from '../../src/core/state/capture-mode.js';
 import { layout } from '../../src/drivers/layout.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
@@ -66,6 +66,28 @@ async function criuInBackgroundPhase(bundle: string, timeoutMs: number, marker =
   }
   return undefined;
 }
+
+/** Three SysV shared memory segments with a pattern each, and 8 MiB of its own; answers their hashes. */
+const SYSV_HOLDER = [
+  'import ctypes, hashlib, os, signal, time',
+  'libc = ctypes.CDLL(None)',
+  'libc.shmat.restype = ctypes.c_void_p',
+  'libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]',
+  'N = 4 << 20',
+  'segs = []',
+  'for k in range(3):',
+  '    b = (ctypes.c_char * N).from_address(libc.shmat(libc.shmget(0, N, 0o1600), None, 0))',
+  '    b[:] = (bytes(range(256))[k + 1:] + bytes(range(256))[:k + 1]) * (N // 256)',
+  '    segs.append(b)',
+  'own = bytearray(os.urandom(8 << 20))',
+  'def answer(*_):',
+  '    open("/tmp/sysv.tmp", "w").write(" ".join(hashlib.sha256(bytes(b)).hexdigest() for b in segs))',
+  '    os.rename("/tmp/sysv.tmp", "/tmp/sysv.res")',
+  'signal.signal(signal.SIGUSR1, answer)',
+  'open("/tmp/sysv.ready", "w").write(str(os.getpid()))',
+  'while True:',
+  '    time.sleep(1)',
+].join('\n');
 
 async function staticDir(name: string): Promise<string> {
   return (await podman().run(['inspect', '-f', '{{.StaticDir}}', name])).stdout.trim();
@@ -218,6 +240,37 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       expect(await stateOf(src)).toBe('running');
     } finally {
       await rm(src);
+      if (id) await cli(['checkpoint', 'rm', id]);
+    }
+  });
+
+  it('carries SysV shared memory as it was beside the pages written after the thaw (a checkpoint and a live clone)', async () => {
+    // Three segments with patterns of their own beside 8 MiB of the process's own memory, in the
+    // desktop (whose X server has segments too). The segments' page images were once numbered by a
+    // fork of CRIU from the count at the fork, and the tasks' written after the thaw took the same
+    // numbers over: the rollback and the copy found other pages in the segments.
+    const { src, ask } = await startScript('sysv', SYSV_HOLDER);
+    const names: string[] = [];
+    let id: string | undefined;
+    try {
+      const want = await ask();
+      expect(want.split(' ')).toHaveLength(3);
+      const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
+      expect(ck.exitCode, ck.stderr).toBe(0);
+      const info = JSON.parse(ck.stdout);
+      id = info.id;
+      expect(info.capture).toBe('background');
+      const r = await cli(['container', 'clone', '--live', '--format', 'json', src], { env: BACKGROUND });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.capture.mode).toBe('background');
+      names.push(...report.copies.map((c: { name: string }) => c.name));
+      expect(await ask(names[0])).toBe(want);
+      const rb = await cli(['rollback', src, info.id]);
+      expect(rb.exitCode, rb.stderr).toBe(0);
+      expect(await ask()).toBe(want);
+    } finally {
+      await rm(...names, src);
       if (id) await cli(['checkpoint', 'rm', id]);
     }
   });

@@ -9,7 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { checkerCount, idOf, memholdChange, memholdSum, rm, sleep } from '../helpers/workloads.js';
+import { checkerCount, idOf, memholdChange, memholdSum, rm, sleep, startScript } from '../helpers/workloads.js';
 import { layout } from '../../src/drivers/layout.js';
 import { holderPid, keepsTrackingInBackground, trackDir, trackingSupport, tracksAfterBackground } from '../../src/core/checkpoint/tracking.js';
 import { pidAlive } from '../../src/drivers/host.js';
@@ -219,24 +219,6 @@ describe.skipIf(skip)('incremental checkpoints of private file memory (tfork-rel
     await rm(src);
   });
 });
-
-/**
- * A python script run in a desktop-image container: it writes its pid to /tmp/<name>.ready and,
- * on SIGUSR1, its answer to /tmp/<name>.res (through a rename); ask() sends the signal and waits.
- */
-async function startScript(name: string, script: string): Promise<{ src: string; pid: string; ask: () => Promise<string> }> {
-  const src = await startContainer('localhost/tfork/desktop');
-  await exec(src, ['sh', '-c', `printf '%s\\n' '${script}' > /tmp/${name}.py && setsid python3 /tmp/${name}.py </dev/null >/dev/null 2>&1 &`]);
-  await waitFor(src, ['test', '-s', `/tmp/${name}.ready`], 60_000);
-  const pid = (await exec(src, ['cat', `/tmp/${name}.ready`])).stdout.trim();
-  const res = `/tmp/${name}.res`;
-  const ask = async () => {
-    const r = await exec(src, ['sh', '-c', `rm -f ${res}; kill -USR1 ${pid}; i=0; while [ ! -s ${res} ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done; cat ${res}`]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    return r.stdout.trim();
-  };
-  return { src, pid, ask };
-}
 
 /**
  * A process holding a PROT_NONE reservation larger than the host's memory and swap (a browser's
