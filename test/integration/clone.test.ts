@@ -89,6 +89,41 @@ describe.skipIf(skip)('container clone --live (W1 counter)', () => {
     expect(await newLeaks(baseline)).toEqual([]);
   });
 
+  it('carries the trees of tmpfs mounts as they were: one CRIU archives itself, one it leaves to tar', async () => {
+    // /dev (a tmpfs) holds what CRIU writes in tar's format itself (patch 0032): nested directories,
+    // a file, setuid and sticky bits, an owner, a symlink, a FIFO, a device node and a name longer
+    // than a ustar name field. A second tmpfs holds a file with two links, which CRIU leaves to tar.
+    const t = await startContainer('localhost/tfork/tiny', COUNTER, { extra: ['--tmpfs', '/data'] });
+    const long = `${'d'.repeat(60)}/${'e'.repeat(60)}`;
+    await exec(t, ['sh', '-c', [
+      'mkdir -p /dev/tree/a/b /dev/tree/' + long,
+      'echo hello > /dev/tree/a/b/file',
+      'head -c 3000 /dev/zero | tr "\\000" x > /dev/tree/big',
+      'echo deep > /dev/tree/' + long + '/f',
+      'touch /dev/tree/setuid && chmod 4711 /dev/tree/setuid',
+      'chmod 1777 /dev/tree/a && chown 1234:5678 /dev/tree/a/b',
+      'ln -s ../nowhere /dev/tree/link',
+      'mkfifo /dev/tree/fifo',
+      'mknod /dev/tree/mynull c 1 3',
+      'mkdir /data/tree && echo linked > /data/tree/one && ln /data/tree/one /data/tree/two && echo plain > /data/tree/plain',
+    ].join(' && ')]);
+    const manifest = async (n: string) =>
+      (await exec(n, ['sh', '-c', 'for d in /dev/tree /data/tree; do cd $d && find . | sort | while read f; do if [ -L "$f" ]; then echo "$f link $(readlink "$f")"; else stat -c "%n %A %u %g %s %Y %t:%T %h" "$f"; fi; [ -f "$f" ] && [ ! -L "$f" ] && md5sum "$f"; done; done'])).stdout;
+    const want = await manifest(t);
+    expect(want).toContain('./setuid -rws--x--x');
+    expect(want).toContain(`./${long}/f`);
+    expect(want).toContain('./two -rw-r--r-- 0 0 7');
+    const r = await clone(['--copies=1', t]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const copy = JSON.parse(r.stdout).copies[0].name as string;
+    try {
+      expect(await manifest(copy)).toBe(want);
+      expect((await exec(copy, ['sh', '-c', 'echo more >> /data/tree/one; cat /data/tree/two'])).stdout).toBe('linked\nmore\n');
+    } finally {
+      await rm(copy, t);
+    }
+  });
+
   it('clones a clone', async () => {
     const r1 = await clone(['--name', `${src}-g1`, src]);
     expect(r1.exitCode, r1.stderr).toBe(0);
