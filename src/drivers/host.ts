@@ -114,8 +114,11 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  return !['Z', 'X'].includes(procStatFields(pid)?.[0] ?? 'R');
+  return !exited(procStatFields(pid));
 }
+
+/** Whether /proc/PID/stat's fields are a process that exited (a zombie, or dead). */
+export const exited = (fields: string[] | undefined): boolean => fields?.[0] === 'Z' || fields?.[0] === 'X';
 
 /**
  * The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses):

@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Layout } from './layout.js';
-import { procStatFields } from './host.js';
+import { exited, procStatFields } from './host.js';
 import { TforkError } from '../errors.js';
 
 export const locksDir = (l: Layout): string => path.join(l.runDir, 'locks');
@@ -21,7 +21,7 @@ const lockPath = (l: Layout, key: string) => path.join(locksDir(l), `${key}.lock
 /** A process identity that survives pid reuse: "<pid> <start time in clock ticks>"; none for a zombie (it exited). */
 export function identity(pid: number): string | undefined {
   const fields = procStatFields(pid);
-  return fields && !['Z', 'X'].includes(fields[0]!) ? `${pid} ${fields[19]}` : undefined;
+  return fields && !exited(fields) ? `${pid} ${fields[19]}` : undefined;
 }
 
 export const self = (): string => identity(process.pid) ?? `${process.pid} ?`;
