@@ -108,6 +108,18 @@ export function parseDumpTimes(text: string): { preDump?: number; snapshotStart?
 /** The per-container CRIU configuration file, in the container's bundle, that the dispatching `criu` picks up. */
 export const CONTAINER_CRIU_CONF = 'tfork-criu.conf';
 
+/**
+ * The numbers of CRIU's answer to a VERSION request, from its `criu --version`
+ * (`Version: MAJOR.MINOR[.SUBLEVEL[.EXTRA]]`), as the dispatcher's defines. None
+ * for a CRIU built from git (a `GitID:` line: its answer carries the id too) or
+ * output not of that form: the dispatcher then leaves the checks to CRIU.
+ */
+export function versionDefines(text: string): string[] {
+  const m = /^Version: (\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$/m.exec(text);
+  if (!m || /^GitID:/m.test(text)) return [];
+  return (['MAJOR', 'MINOR', 'SUBLEVEL', 'EXTRA'] as const).flatMap((k, i) => (m[i + 1] === undefined ? [] : [`-DDISPATCH_VERSION_${k}=${Number(m[i + 1])}`]));
+}
+
 /** The dispatching `criu`'s source (see its header). */
 export const DISPATCH_SOURCE = path.join(PACKAGE_DIR, 'criu-modules', 'dispatch', 'criu-dispatch.c');
 
@@ -119,14 +131,17 @@ export const DISPATCH_SOURCE = path.join(PACKAGE_DIR, 'criu-modules', 'dispatch'
  * options of one operation reach CRIU whichever podman process (a CLI or the
  * long-lived service) runs it. Without such a file CRIU runs as is.
  * `kdatDir`: where CRIU caches its kernel facts (CRIU_KDAT_DIR, patch 0009).
- * Compiled (criu-modules/dispatch/criu-dispatch.c) only when its source or
- * these change; returns true when it was.
+ * `criuVersionText`: the CRIU's `criu --version`; with it the dispatcher
+ * answers the version checks of podman and crun itself (see the source's
+ * header). Compiled (criu-modules/dispatch/criu-dispatch.c) only when its
+ * source or these change; returns true when it was.
  */
-export async function buildCriuDispatcher(dest: string, criuBin: string, kdatDir?: string, src = DISPATCH_SOURCE): Promise<boolean> {
+export async function buildCriuDispatcher(dest: string, criuBin: string, o: { kdatDir?: string; criuVersionText?: string; src?: string } = {}): Promise<boolean> {
+  const { kdatDir, src = DISPATCH_SOURCE } = o;
   for (const v of [criuBin, kdatDir ?? '']) {
     if (/["\\\n]/.test(v)) throw new TforkError('E_INVALID_STATE', `cannot build the criu dispatcher for a path with a quote, backslash or newline: ${v}`);
   }
-  const defines = [`-DDISPATCH_CRIU_BIN="${criuBin}"`, ...(kdatDir ? [`-DDISPATCH_KDAT_DIR="${kdatDir}"`] : [])];
+  const defines = [`-DDISPATCH_CRIU_BIN="${criuBin}"`, ...(kdatDir ? [`-DDISPATCH_KDAT_DIR="${kdatDir}"`] : []), ...versionDefines(o.criuVersionText ?? '')];
   const stamp = createHash('sha256').update(readFileSync(src)).update(JSON.stringify(defines)).digest('hex');
   const stampFile = `${dest}.stamp`;
   if (existsSync(dest) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) return false;

@@ -5,12 +5,14 @@
  * shell standing in for crun and a stand-in for CRIU that prints what it was
  * given.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { buildCriuDispatcher, CONTAINER_CRIU_CONF, parseDumpTimes, snapshotSettled, writeContainerCriuConf, writeSnapshotScript, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
+import { buildCriuDispatcher, CONTAINER_CRIU_CONF, parseDumpTimes, snapshotSettled, versionDefines, writeContainerCriuConf, writeSnapshotScript, removeContainerCriuConf } from '../../src/drivers/criu-shim.js';
+import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
+import { layout } from '../../src/drivers/layout.js';
 import { writeCgroupYard } from '../../src/drivers/cgroups.js';
 import { parseMemoryStat } from '../../src/drivers/memory.js';
 import { apiErrorMessage, serviceEnv } from '../../src/drivers/podman-api.js';
@@ -59,8 +61,8 @@ describe('dispatching criu and the kernel facts cache', () => {
     chmodSync(fake, 0o755);
     const shim = path.join(dir, 'criu');
     for (const [kdat, want] of [['/dev/shm/x/kdat-1', 'kdat=/dev/shm/x/kdat-1'], [undefined, 'kdat=none']] as const) {
-      expect(await buildCriuDispatcher(shim, fake, kdat)).toBe(true);
-      expect(await buildCriuDispatcher(shim, fake, kdat)).toBe(false);
+      expect(await buildCriuDispatcher(shim, fake, { kdatDir: kdat })).toBe(true);
+      expect(await buildCriuDispatcher(shim, fake, { kdatDir: kdat })).toBe(false);
       expect(underParent(shim, ['check'])).toBe(want);
     }
     await expect(buildCriuDispatcher(shim, '/bin/"criu')).rejects.toThrow(/quote/);
@@ -73,6 +75,76 @@ describe('dispatching criu and the kernel facts cache', () => {
     const r = spawnSync(shim, ['check']);
     expect(r.status).toBe(127);
     expect(r.stderr.toString()).toContain(`cannot run ${path.join(dir, 'no-such-criu')}`);
+  });
+});
+
+/**
+ * Send one request over a SOCK_SEQPACKET pair to `criu swrk FD` (as go-criu and libcriu do, with
+ * python3, which setup installs: node has no such socket pair) and return the answer in hex.
+ */
+function swrk(bin: string, requestHex: string): { answer: string; status: number | null } {
+  const py = `import socket,subprocess,sys
+a,b=socket.socketpair(socket.AF_UNIX,socket.SOCK_SEQPACKET)
+p=subprocess.Popen([sys.argv[1],'swrk',str(b.fileno())],pass_fds=[b.fileno()],stderr=subprocess.DEVNULL)
+b.close(); a.send(bytes.fromhex(sys.argv[2]))
+try: r=a.recv(65536)
+except OSError: r=b''
+a.close(); print(r.hex()); sys.exit(p.wait())`;
+  const r = spawnSync('python3', ['-c', py, bin, requestHex]);
+  return { answer: r.stdout.toString().trim(), status: r.status };
+}
+
+describe('dispatching criu and the version checks', () => {
+  // criu_req { type: VERSION }, as go-criu (podman) sends it; libcriu (crun) adds the options it holds.
+  const VERSION = '080a';
+  const VERSION_WITH_OPTS = '080a1204080340' + '02';
+  // criu_resp { type: VERSION, success: true, version { major: 4, minor: 1, sublevel: 1 } }
+  const ANSWER_4_1_1 = '080a10015206080410012001';
+
+  async function built(versionText: string) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
+    const fake = path.join(dir, 'criu-real');
+    writeFileSync(fake, `#!/bin/sh\necho ran > ${dir}/ran\n`);
+    chmodSync(fake, 0o755);
+    const shim = path.join(dir, 'criu');
+    await buildCriuDispatcher(shim, fake, { criuVersionText: versionText });
+    return { shim, ran: () => readdirSync(dir).includes('ran') };
+  }
+
+  it("answers a version request itself, as CRIU would, and leaves any other request to CRIU", async () => {
+    const { shim, ran } = await built('Version: 4.1.1\n');
+    expect(swrk(shim, VERSION)).toEqual({ answer: ANSWER_4_1_1, status: 0 });
+    expect(swrk(shim, VERSION_WITH_OPTS)).toEqual({ answer: ANSWER_4_1_1, status: 0 });
+    expect(ran()).toBe(false);
+    // keep_open asks for a session CRIU serves; a CHECK request is CRIU's.
+    for (const req of ['080a2001', '0803']) {
+      swrk(shim, req);
+      expect(ran()).toBe(true);
+    }
+  });
+
+  it('leaves the version checks to CRIU when its version is unknown or carries a git id', async () => {
+    expect(versionDefines('Version: 4.1.1\n')).toEqual(['-DDISPATCH_VERSION_MAJOR=4', '-DDISPATCH_VERSION_MINOR=1', '-DDISPATCH_VERSION_SUBLEVEL=1']);
+    expect(versionDefines('Version: 4.2\n')).toEqual(['-DDISPATCH_VERSION_MAJOR=4', '-DDISPATCH_VERSION_MINOR=2']);
+    expect(versionDefines('Version: 4.1.1\nGitID: v4.1.1-12-gabc\n')).toEqual([]);
+    for (const text of ['', 'Version: 4.1.1\nGitID: v4.1.1-12-gabc\n']) {
+      const { shim, ran } = await built(text);
+      swrk(shim, VERSION);
+      expect(ran()).toBe(true);
+    }
+  });
+
+  it("answers exactly what the installed CRIU answers", async (ctx) => {
+    const criu = installedBinary(layout(), CRIU);
+    if (!existsSync(criu)) {
+      console.log(`skipped: no CRIU installed at ${criu} (run \`podman-tfork setup\`)`);
+      return ctx.skip();
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tfork-shim-'));
+    const shim = path.join(dir, 'criu');
+    await buildCriuDispatcher(shim, criu, { criuVersionText: execFileSync(criu, ['--version']).toString() });
+    for (const req of [VERSION, VERSION_WITH_OPTS]) expect(swrk(shim, req)).toEqual(swrk(criu, req));
+    expect(swrk(shim, VERSION).answer).not.toBe('');
   });
 });
 

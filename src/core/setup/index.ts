@@ -18,6 +18,7 @@ import { buildComponent, componentStamp, CRIU, CRUN, installedBinary, PACKAGES }
 import { hookConfigs } from './hooks.js';
 import { ensureGraftModule } from './kernel-module.js';
 import { buildCriuDispatcher } from '../../drivers/criu-shim.js';
+import { run } from '../../drivers/exec.js';
 import { cachedRlimits, probeRlimits, rlimitsProbed, type GrantedRlimits } from './rlimits.js';
 import { imageRef } from './images.js';
 
@@ -137,7 +138,9 @@ export function setupSteps(o: SetupOptions): Step[] {
         for (const [f, text] of Object.entries(hooks)) changed = writeIfChanged(path.join(l.hooksDir, f), text) || changed;
         mkdirSync(l.shimDir, { recursive: true });
         const shim = path.join(l.shimDir, 'criu');
-        changed = (await buildCriuDispatcher(shim, installedBinary(l, CRIU), kdatCacheDir(l))) || changed;
+        const criuBin = installedBinary(l, CRIU);
+        const criuVersionText = existsSync(criuBin) ? (await run(criuBin, ['--version'], { reject: false })).stdout : undefined;
+        changed = (await buildCriuDispatcher(shim, criuBin, { kdatDir: kdatCacheDir(l), criuVersionText })) || changed;
         // A running podman service keeps the configuration it started with.
         if (changed) new Podman(l).api.stop();
         return changed ? { note: l.etc } : { skipped: true, note: 'unchanged' };
