@@ -22,7 +22,7 @@ import { writeFileAtomic } from '../../drivers/archive.js';
 import { TforkError } from '../../errors.js';
 import { discardScratch, type CapturedState } from '../state/capture.js';
 import { relinkRelative } from '../../drivers/files.js';
-import { withTrackingLock } from './tracking.js';
+import { readBaseline, stopTracking, trackDir, withTrackingLock } from './tracking.js';
 import { killPoint } from '../fault.js';
 import { pidAlive } from '../../drivers/host.js';
 
@@ -145,7 +145,13 @@ export function heldStored(l: Layout): CheckpointInfo[] {
 
 export async function removeStored(l: Layout, id: string): Promise<void> {
   const first = readRecord(l, id);
-  await withTrackingLock(l, first.container, undefined, () => removeUnlocked(l, id));
+  await withTrackingLock(l, first.container, undefined, async () => {
+    await removeUnlocked(l, id);
+    // No checkpoint can be written against a removed baseline (the next one is full): the tracking
+    // ends now, outside any dump, rather than be lent to the next live clone's capture (CRIU 0028,
+    // ~0.1 s more frozen per GiB) or stopped inside the next checkpoint's time.
+    if (readBaseline(trackDir(l, first.container.id)) === id) await stopTracking(l, first.container.id);
+  });
 }
 
 async function removeUnlocked(l: Layout, id: string): Promise<void> {
