@@ -100,16 +100,12 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const baseline = await leaks();
     const src = await startWriter(256);
     const before = await progress(src);
-    // 256 MiB under protection: CRIU patch 0034 takes it off in 32 MiB steps while the writer runs on.
-    const stepping = criuInBackgroundPhase(await staticDir(src), 60_000, 'Protection taken off in');
     const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
     expect(r.exitCode, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     const names: string[] = report.copies.map((c: { name: string }) => c.name);
     try {
       expect(report.capture.mode).toBe('background');
-      const steps = /Protection taken off in (\d+) steps/.exec((await stepping)?.log ?? '');
-      expect(Number(steps?.[1] ?? 0), "the writer's protection did not come off in steps").toBeGreaterThanOrEqual(4);
       await sleep(2000);
       // tfork-memwrite checks every page of its ring once a pass, and makes passes all the time:
       // a copy whose pages came from two instants would have said BROKEN by now.
