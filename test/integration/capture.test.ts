@@ -8,7 +8,7 @@
  * tfork-relro for read-only pages of a private file mapping, which the dump
  * leaves in its pipes under watch (0013), and which it rewrites.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, leaks, newLeaks, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
@@ -40,31 +40,39 @@ async function startWriter(mib: number): Promise<string> {
 
 /**
  * The CRIU dump serving the container and its log so far, once the log says `marker` (by default that
- * the pages are being written after the thaw: what the frozen part did is in the log by then).
+ * the pages are being written after the thaw: what the frozen part did is in the log by then). The log
+ * is held open from the moment it appears: the engine removes it as soon as the dump succeeds, and a
+ * line written just before that is still read through the open file.
  */
 async function criuInBackgroundPhase(bundle: string, timeoutMs: number, marker = 'in the background'): Promise<{ pid?: number; log: string } | undefined> {
   const criu = installedBinary(layout(), CRIU);
   const t0 = Date.now();
-  while (Date.now() - t0 < timeoutMs) {
-    let log = '';
-    try {
-      log = readFileSync(path.join(bundle, 'dump.log'), 'utf8');
-    } catch {
-      // not started yet
-    }
-    if (log.includes(marker)) {
-      for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-        try {
-          if (readlinkSync(`/proc/${p}/exe`) === criu) return { pid: Number(p), log };
-        } catch {
-          // gone
-        }
+  let fd: number | undefined;
+  let log = '';
+  try {
+    while (Date.now() - t0 < timeoutMs) {
+      try {
+        fd ??= openSync(path.join(bundle, 'dump.log'), 'r');
+        log += readFileSync(fd, 'utf8'); // from where the last read ended
+      } catch {
+        // not started yet
       }
-      return { log };
+      if (log.slice(0, log.lastIndexOf('\n') + 1).includes(marker)) { // whole lines only
+        for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+          try {
+            if (readlinkSync(`/proc/${p}/exe`) === criu) return { pid: Number(p), log };
+          } catch {
+            // gone
+          }
+        }
+        return { log };
+      }
+      await sleep(2);
     }
-    await sleep(2);
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  return undefined;
 }
 
 /** Three SysV shared memory segments with a pattern each, and 8 MiB of its own; answers their hashes. */
@@ -100,12 +108,17 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     const baseline = await leaks();
     const src = await startWriter(256);
     const before = await progress(src);
+    // 256 MiB under protection: CRIU patch 0034 takes it off in 32 MiB steps while the writer runs on.
+    const stepping = criuInBackgroundPhase(await staticDir(src), 60_000, 'Protection taken off in');
     const r = await cli(['container', 'clone', '--live', '--copies=2', '--format', 'json', src], { env: BACKGROUND });
     expect(r.exitCode, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     const names: string[] = report.copies.map((c: { name: string }) => c.name);
     try {
       expect(report.capture.mode).toBe('background');
+      const line = (await stepping)?.log.match(/Protection taken off in (\d+) steps.*/)?.[0];
+      expect(line, "CRIU's log did not say how the writer's protection came off").toBeDefined();
+      expect(Number(/in (\d+) steps/.exec(line!)![1]), line).toBeGreaterThanOrEqual(4);
       await sleep(2000);
       // tfork-memwrite checks every page of its ring once a pass, and makes passes all the time:
       // a copy whose pages came from two instants would have said BROKEN by now.
