@@ -17,6 +17,7 @@ import { captureMode } from '../../src/core/state/capture-mode.js';
 import { layout } from '../../src/drivers/layout.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
 import { CRIU, installedBinary } from '../../src/core/setup/toolchain.js';
+import { kernelHasWpAsync } from '../../src/core/checkpoint/tracking.js';
 
 const MEMORY = 'localhost/tfork/memory';
 /**
@@ -159,11 +160,13 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       expect(shared, 'no page was left in the pipes as shared copy-on-write').toBeGreaterThan(0);
       // Both processes' mappings came from their smaps as read ahead on CRIU's second thread, and
       // their map_files modes with them (patch 0017).
-      const ahead = /(\d+) of (\d+) tasks' smaps read ahead of their dump, and (\d+) mappings' map_files modes/.exec((await readAhead)?.log ?? '');
-      expect(ahead, 'CRIU did not read the tasks\' smaps and map_files modes ahead').not.toBeNull();
+      const ahead = /(\d+) of (\d+) tasks' smaps read ahead of their dump, and (\d+) mappings' map_files modes, and (\d+) tasks' pagemaps/.exec((await readAhead)?.log ?? '');
+      expect(ahead, 'CRIU did not read the tasks\' smaps, map_files modes and pagemaps ahead').not.toBeNull();
       expect(Number(ahead![2])).toBeGreaterThanOrEqual(2);
       expect(Number(ahead![1])).toBe(Number(ahead![2]));
       expect(Number(ahead![3])).toBeGreaterThan(0);
+      // Their page tables were scanned there too (patch 0035; PAGEMAP_SCAN came with Linux 6.7, as the capture's watch).
+      if (kernelHasWpAsync()) expect(Number(ahead![4]), "the tasks' pagemaps were not scanned ahead").toBe(Number(ahead![2]));
       // A child checks every page before it writes it, and the parent its own after each child:
       // a copy that carries a page taken after it changed says BROKEN within one pass (~0.5 s).
       await sleep(2500);
