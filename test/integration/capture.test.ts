@@ -121,6 +121,37 @@ const GHOST_HOLDER = [
   '    time.sleep(1)',
 ].join('\n');
 
+/**
+ * Start `script` (a startScript holder) in the desktop, checkpoint it and clone it in the background, and
+ * roll it back: the copy and the rolled-back source must answer what the source answered before.
+ */
+async function carriedThroughCheckpointCloneRollback(name: string, script: string, check: (want: string) => void): Promise<void> {
+  const { src, ask } = await startScript(name, script);
+  const names: string[] = [];
+  let id: string | undefined;
+  try {
+    const want = await ask();
+    check(want);
+    const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
+    expect(ck.exitCode, ck.stderr).toBe(0);
+    const info = JSON.parse(ck.stdout);
+    id = info.id;
+    expect(info.capture).toBe('background');
+    const r = await cli(['container', 'clone', '--live', '--format', 'json', src], { env: BACKGROUND });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.capture.mode).toBe('background');
+    names.push(...report.copies.map((c: { name: string }) => c.name));
+    expect(await ask(names[0])).toBe(want);
+    const rb = await cli(['rollback', src, info.id]);
+    expect(rb.exitCode, rb.stderr).toBe(0);
+    expect(await ask()).toBe(want);
+  } finally {
+    await rm(...names, src);
+    if (id) await cli(['checkpoint', 'rm', id]);
+  }
+}
+
 async function staticDir(name: string): Promise<string> {
   return (await podman().run(['inspect', '-f', '{{.StaticDir}}', name])).stdout.trim();
 }
@@ -288,56 +319,14 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
     // desktop (whose X server has segments too). The segments' page images were once numbered by a
     // fork of CRIU from the count at the fork, and the tasks' written after the thaw took the same
     // numbers over: the rollback and the copy found other pages in the segments.
-    const { src, ask } = await startScript('sysv', SYSV_HOLDER);
-    const names: string[] = [];
-    let id: string | undefined;
-    try {
-      const want = await ask();
-      expect(want.split(' ')).toHaveLength(3);
-      const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
-      expect(ck.exitCode, ck.stderr).toBe(0);
-      const info = JSON.parse(ck.stdout);
-      id = info.id;
-      expect(info.capture).toBe('background');
-      const r = await cli(['container', 'clone', '--live', '--format', 'json', src], { env: BACKGROUND });
-      expect(r.exitCode, r.stderr).toBe(0);
-      const report = JSON.parse(r.stdout);
-      expect(report.capture.mode).toBe('background');
-      names.push(...report.copies.map((c: { name: string }) => c.name));
-      expect(await ask(names[0])).toBe(want);
-      const rb = await cli(['rollback', src, info.id]);
-      expect(rb.exitCode, rb.stderr).toBe(0);
-      expect(await ask()).toBe(want);
-    } finally {
-      await rm(...names, src);
-      if (id) await cli(['checkpoint', 'rm', id]);
-    }
+    await carriedThroughCheckpointCloneRollback('sysv', SYSV_HOLDER, (want) => expect(want.split(' ')).toHaveLength(3));
   });
 
-  it('carries a file deleted while open and mapped, its data and holes as they were (a live clone and a rollback)', async () => {
+  it('carries a file deleted while open and mapped, its data and holes as they were (a checkpoint and a live clone)', async () => {
     // CRIU copies such a file into the images while frozen, finding its data with SEEK_DATA and
     // SEEK_HOLE (the engine turns FIEMAP off: its sync wrote the dirty pages to disk first). The
     // 12 KiB written through the mapping are dirty in the page cache only.
-    const { src, ask } = await startScript('ghost', GHOST_HOLDER);
-    const names: string[] = [];
-    let id: string | undefined;
-    try {
-      const want = await ask();
-      expect(want).toMatch(/^0 4194304 False [0-9a-f]{64} [0-9a-f]{64}$/);
-      const r = await cli(['container', 'clone', '--live', '--format', 'json', src], { env: BACKGROUND });
-      expect(r.exitCode, r.stderr).toBe(0);
-      names.push(...JSON.parse(r.stdout).copies.map((c: { name: string }) => c.name));
-      expect(await ask(names[0])).toBe(want);
-      const ck = await cli(['checkpoint', 'create', '--format', 'json', src], { env: BACKGROUND });
-      expect(ck.exitCode, ck.stderr).toBe(0);
-      id = JSON.parse(ck.stdout).id;
-      const rb = await cli(['rollback', src, id!]);
-      expect(rb.exitCode, rb.stderr).toBe(0);
-      expect(await ask()).toBe(want);
-    } finally {
-      await rm(...names, src);
-      if (id) await cli(['checkpoint', 'rm', id]);
-    }
+    await carriedThroughCheckpointCloneRollback('ghost', GHOST_HOLDER, (want) => expect(want).toMatch(/^0 4194304 False [0-9a-f]{64} [0-9a-f]{64}$/));
   });
 
   it('a CRIU killed while it writes the pages leaves the source running unprotected and no clone', async () => {
