@@ -299,6 +299,8 @@ describe.skipIf(skip)('background capture (userfaultfd write-protect)', () => {
       const info = JSON.parse(ck.stdout);
       id = info.id;
       expect(info.capture).toBe('background');
+      // What the capture copied while frozen sizes the memory the next one touches before its freeze.
+      expect(readFileSync(path.join(await staticDir(src), 'tfork-frozen-copies'), 'utf8')).toMatch(/^\d+\n$/);
       await sleep(1000);
       const rb = await cli(['rollback', src, info.id]);
       expect(rb.exitCode, rb.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { parseSubvolumeList } from '../../src/drivers/btrfs.js';
 import { parseCriuVersion } from '../../src/drivers/criu.js';
 import { computeStamp, StampStore } from '../../src/core/stamps.js';
 import { importChanges, parseImageDef } from '../../src/core/setup/images.js';
+import { frozenCopiesKiB, prefaultMiB } from '../../src/core/state/capture.js';
 
 describe('tool output parsers', () => {
   it('reads /proc/<pid>/limits', () => {
@@ -59,5 +60,29 @@ describe('image definitions', () => {
     expect(d.suite).toBe('bookworm');
     expect(importChanges(d)).toEqual(['ENV DISPLAY=:0', 'EXPOSE 5900', 'LABEL io.podman-tfork.image=desktop', 'CMD ["/bin/run"]']);
     expect(() => parseImageDef('bad', '/x', 'base: docker\ncmd: [a]\n')).toThrow(/base must be/);
+  });
+});
+
+describe("a background capture's memory touched before the freeze", () => {
+  const line = (pid: number, kib: number) =>
+    `(00.063157) bg-pages: ${pid}: 6 ranges protected, ${kib} KiB outside them copied while frozen, 0 KiB shared copy-on-write left in the pipes, 32 KiB of read-only file memory left in the pipes and watched`;
+
+  it("sums what every task's line says was copied while frozen", () => {
+    expect(frozenCopiesKiB([line(1, 32), '(00.07) bg-pages: Writing pages of 1 in the background', line(2, 400), line(3, 936)].join('\n'))).toBe(1368);
+    expect(frozenCopiesKiB(line(1, 0))).toBe(0);
+    // A frozen dump, or a CRIU without the line: nothing to go by.
+    expect(frozenCopiesKiB('(00.09) Dumping finished successfully')).toBeUndefined();
+  });
+
+  it("is sized from the container's previous capture, with a quarter to spare", () => {
+    const bundle = mkdtempSync(path.join(os.tmpdir(), 'tfork-bundle-'));
+    expect(prefaultMiB(bundle)).toBe(16);
+    const hint = path.join(bundle, 'tfork-frozen-copies');
+    for (const [kib, mib] of [[1368, 2], [0, 1], [12 * 1024, 15], [4096 * 1024, 256]] as const) {
+      writeFileSync(hint, `${kib}\n`);
+      expect(prefaultMiB(bundle)).toBe(mib);
+    }
+    writeFileSync(hint, 'garbage');
+    expect(prefaultMiB(bundle)).toBe(16);
   });
 });

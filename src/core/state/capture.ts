@@ -119,7 +119,17 @@ const SKIP_CONNTRACK_OPTION = 'skip-conntrack';
 const SNAPSHOT_ROOTFS_OPTION = 'snapshot-rootfs';
 /** CRIU patch 0038: memory for the frozen copies, faulted in before the freeze. */
 const BG_PREFAULT_OPTION = 'bg-prefault';
-const BG_PREFAULT_MIB = 16;
+/**
+ * A container's first background capture touches this much (MiB): the OSWorld desktop copies
+ * ~12 MiB while frozen. Later captures size it from what the previous one copied
+ * (PREFAULT_HINT): the W2 desktop copies ~1.4 MiB, and touching 16 MiB took it ~35 ms.
+ */
+const BG_PREFAULT_FIRST_MIB = 16;
+const BG_PREFAULT_MAX_MIB = 256;
+/** In the container's bundle (podman removes it with the container): KiB the last background capture copied while frozen. */
+const PREFAULT_HINT = 'tfork-frozen-copies';
+/** CRIU's per-task line of a background capture (bg-pages.c). */
+const FROZEN_COPIES = /(\d+) KiB outside them copied while frozen/g;
 /** How CRIU (0025) says that the snapshot failed. */
 const SNAPSHOT_FAILED = /Can't snapshot the root filesystem/;
 
@@ -127,14 +137,49 @@ function snapshotLines(subvolume: string, snapshot: string): string[] {
   return [`${SNAPSHOT_ROOTFS_OPTION} ${subvolume}`, `snapshot-to ${snapshot}`];
 }
 
-/** How long CRIU's snapshot took (patch 0025's line in the first of `logs` that exists), in ms. */
-function snapshotMsInLog(logs: string[]): number | undefined {
-  for (const f of logs) {
-    if (!existsSync(f)) continue;
-    const m = /Snapshot of \S+ taken in (\d+) us/.exec(readFileSync(f, 'utf8'));
-    return m ? Number(m[1]) / 1000 : undefined;
+/** The first of `logs` that exists, read; '' when none does. */
+function firstLog(logs: string[]): string {
+  for (const f of logs) if (existsSync(f)) return readFileSync(f, 'utf8');
+  return '';
+}
+
+/** How long CRIU's snapshot took (patch 0025's line), in ms. */
+function snapshotMsIn(log: string): number | undefined {
+  const m = /Snapshot of \S+ taken in (\d+) us/.exec(log);
+  return m ? Number(m[1]) / 1000 : undefined;
+}
+
+/** What a background capture's tasks had copied while frozen, in KiB (undefined: no such lines). */
+export function frozenCopiesKiB(log: string): number | undefined {
+  let kib: number | undefined;
+  for (const m of log.matchAll(FROZEN_COPIES)) kib = (kib ?? 0) + Number(m[1]);
+  return kib;
+}
+
+/**
+ * MiB for CRIU to touch before the freeze: what the container's previous background capture
+ * copied while frozen, with a quarter to spare (a copy beyond the pool is made in memory
+ * CRIU allocates then, as without it); BG_PREFAULT_FIRST_MIB when no capture said.
+ */
+export function prefaultMiB(bundle: string): number {
+  let kib: number;
+  try {
+    kib = Number(readFileSync(path.join(bundle, PREFAULT_HINT), 'utf8'));
+  } catch {
+    return BG_PREFAULT_FIRST_MIB;
   }
-  return undefined;
+  if (!Number.isFinite(kib) || kib < 0) return BG_PREFAULT_FIRST_MIB;
+  return Math.min(BG_PREFAULT_MAX_MIB, Math.max(1, Math.ceil((kib * 1.25) / 1024)));
+}
+
+function notePrefault(bundle: string, log: string): void {
+  const kib = frozenCopiesKiB(log);
+  if (kib === undefined) return;
+  try {
+    writeFileSync(path.join(bundle, PREFAULT_HINT), `${kib}\n`);
+  } catch {
+    /* a hint only: the next capture touches the first capture's amount */
+  }
 }
 
 /** Files `podman container checkpoint` leaves in the bundle besides the images. */
@@ -294,8 +339,9 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     ...(o.background ? [BACKGROUND_PAGES_OPTION] : []),
     // The pages a background capture copies while frozen (written file memory: ~12 MiB on the
     // OSWorld desktop) went to memory CRIU touched for the first time inside the window, 6-11 us a
-    // page on these hosts; CRIU touches this much before the freeze instead (~40 ms before it).
-    ...(o.background && criuHasOption(l, BG_PREFAULT_OPTION) ? [`${BG_PREFAULT_OPTION} ${BG_PREFAULT_MIB}`] : []),
+    // page on these hosts; CRIU touches that much before the freeze instead (~2.5 ms a MiB), as
+    // much as the container's previous capture copied (prefaultMiB).
+    ...(o.background && criuHasOption(l, BG_PREFAULT_OPTION) ? [`${BG_PREFAULT_OPTION} ${prefaultMiB(src.bundle)}`] : []),
     ...(o.graft ? [GRAFT_PAGES_OPTION] : []),
     ...(o.trackWritten ? [`${TRACK_WRITTEN_OPTION} ${o.trackWritten.dir}`] : []),
     ...(o.trackWritten?.parentImages ? [`prev-images-dir ${o.trackWritten.parentImages}`] : []),
@@ -336,7 +382,9 @@ async function attempt(podman: Podman, l: Layout, src: ContainerInfo, dir: strin
     let images = path.join(dir, 'images');
     if (lstatSync(path.join(src.bundle, 'checkpoint')).isSymbolicLink()) images = o.imagesDir!;
     else renameSync(path.join(src.bundle, 'checkpoint'), images);
-    const snapshotTakenMs = snapshotInCriu ? snapshotMsInLog([path.join(images, 'dump.log'), ...(logDir ? [path.join(logDir, 'dump.log')] : [])]) : undefined;
+    const log = snapshotInCriu || o.background ? firstLog([path.join(images, 'dump.log'), ...(logDir ? [path.join(logDir, 'dump.log')] : [])]) : '';
+    const snapshotTakenMs = snapshotInCriu ? snapshotMsIn(log) : undefined;
+    if (o.background) notePrefault(src.bundle, log);
     // The log of a dump that succeeded is not part of its state (logBesideImages).
     rmSync(path.join(images, 'dump.log'), { force: true });
     let devshm: string | undefined;
