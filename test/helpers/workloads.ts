@@ -50,7 +50,10 @@ export async function memholdChange(name: string): Promise<void> {
  * on SIGUSR1, its answer to /tmp/<name>.res (through a rename); ask() sends the signal and waits,
  * in the source or in a copy of it (the same pid there).
  */
-export async function startScript(name: string, script: string): Promise<{ src: string; pid: string; ask: (container?: string) => Promise<string> }> {
+export async function startScript(
+  name: string,
+  script: string,
+): Promise<{ src: string; pid: string; ask: (container?: string) => Promise<string>; change: () => Promise<string> }> {
   const src = await startContainer('localhost/tfork/desktop');
   await exec(src, ['sh', '-c', `printf '%s\\n' '${script}' > /tmp/${name}.py && setsid python3 /tmp/${name}.py </dev/null >/dev/null 2>&1 &`]);
   await waitFor(src, ['test', '-s', `/tmp/${name}.ready`], 60_000);
@@ -61,5 +64,34 @@ export async function startScript(name: string, script: string): Promise<{ src: 
     expect(r.exitCode, r.stderr).toBe(0);
     return r.stdout.trim();
   };
-  return { src, pid, ask };
+  // SIGUSR2 is the script's change, when it has one: the answer once it is another.
+  const change = async () => {
+    const before = await ask();
+    await exec(src, ['kill', '-USR2', pid]);
+    for (let i = 0; i < 100; i++, await sleep(50)) {
+      const now = await ask();
+      if (now !== before) return now;
+    }
+    throw new Error(`${name}: its answer was the same 5 s after SIGUSR2`);
+  };
+  return { src, pid, ask, change };
+}
+
+/**
+ * Python lines that make three SysV shared memory segments of N = 4 MiB, attached as `segs`,
+ * each filled with `fill` (an expression of k, the segment's number, and N).
+ */
+export function sysvSegmentsPy(fill: string): string[] {
+  return [
+    'import ctypes, hashlib, os, signal, time',
+    'libc = ctypes.CDLL(None)',
+    'libc.shmat.restype = ctypes.c_void_p',
+    'libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]',
+    'N = 4 << 20',
+    'segs = []',
+    'for k in range(3):',
+    '    b = (ctypes.c_char * N).from_address(libc.shmat(libc.shmget(0, N, 0o1600), None, 0))',
+    `    b[:] = ${fill}`,
+    '    segs.append(b)',
+  ];
 }

@@ -12,7 +12,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'no
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, leaks, newLeaks, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { checkerCount, rm, sleep, startScript, stateOf } from '../helpers/workloads.js';
+import { checkerCount, rm, sleep, startScript, stateOf, sysvSegmentsPy } from '../helpers/workloads.js';
 import { captureMode } from '../../src/core/state/capture-mode.js';
 import { layout } from '../../src/drivers/layout.js';
 import { isFrozen } from '../../src/drivers/freezer.js';
@@ -78,16 +78,7 @@ async function criuInBackgroundPhase(bundle: string, timeoutMs: number, marker =
 
 /** Three SysV shared memory segments with a pattern each, and 8 MiB of its own; answers their hashes. */
 const SYSV_HOLDER = [
-  'import ctypes, hashlib, os, signal, time',
-  'libc = ctypes.CDLL(None)',
-  'libc.shmat.restype = ctypes.c_void_p',
-  'libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]',
-  'N = 4 << 20',
-  'segs = []',
-  'for k in range(3):',
-  '    b = (ctypes.c_char * N).from_address(libc.shmat(libc.shmget(0, N, 0o1600), None, 0))',
-  '    b[:] = (bytes(range(256))[k + 1:] + bytes(range(256))[:k + 1]) * (N // 256)',
-  '    segs.append(b)',
+  ...sysvSegmentsPy('(bytes(range(256))[k + 1:] + bytes(range(256))[:k + 1]) * (N // 256)'),
   'own = bytearray(os.urandom(8 << 20))',
   'def answer(*_):',
   '    open("/tmp/sysv.tmp", "w").write(" ".join(hashlib.sha256(bytes(b)).hexdigest() for b in segs))',

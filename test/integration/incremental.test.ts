@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, engineGate, exec, podman, startContainer, sweep, waitFor } from '../helpers/host.js';
-import { checkerCount, idOf, memholdChange, memholdSum, rm, sleep, startScript } from '../helpers/workloads.js';
+import { checkerCount, idOf, memholdChange, memholdSum, rm, sleep, startScript, sysvSegmentsPy } from '../helpers/workloads.js';
 import { layout } from '../../src/drivers/layout.js';
 import { holderPid, keepsTrackingInBackground, trackDir, trackingSupport, tracksAfterBackground } from '../../src/core/checkpoint/tracking.js';
 import { pidAlive } from '../../src/drivers/host.js';
@@ -253,12 +253,7 @@ describe.skipIf(skip)('incremental checkpoints of a process with a reservation l
   afterAll(sweep);
 
   it('rolls back to an incremental checkpoint and to its parent, the reservation and the written memory as they were', async () => {
-    const { src, pid, ask: sum } = await startScript('reserver', RESERVER);
-    const change = async () => {
-      const before = await sum();
-      await exec(src, ['kill', '-USR2', pid]);
-      for (let i = 0; i < 100 && (await sum()) === before; i++) await sleep(50);
-    };
+    const { src, pid, ask: sum, change } = await startScript('reserver', RESERVER);
     const reservation = async () => {
       const maps = (await exec(src, ['cat', `/proc/${pid}/maps`])).stdout;
       return maps.split('\n').filter((l) => / ---p 00000000 00:00 0/.test(l) && (([a, b]) => b! - a! > 8 * 2 ** 30)(l.split(' ')[0]!.split('-').map((x) => parseInt(x, 16)))).length;
@@ -290,16 +285,7 @@ describe.skipIf(skip)('incremental checkpoints of a process with a reservation l
  * images); SIGUSR2 rewrites one page of the second, SIGUSR1 answers the three hashes.
  */
 const SEGMENTS = [
-  'import ctypes, hashlib, os, signal, time',
-  'libc = ctypes.CDLL(None)',
-  'libc.shmat.restype = ctypes.c_void_p',
-  'libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]',
-  'N = 4 << 20',
-  'segs = []',
-  'for k in range(3):',
-  '    b = (ctypes.c_char * N).from_address(libc.shmat(libc.shmget(0, N, 0o1600), None, 0))',
-  '    b[:] = os.urandom(N)',
-  '    segs.append(b)',
+  ...sysvSegmentsPy('os.urandom(N)'),
   'n = [0]',
   'def change(*_):',
   '    n[0] += 1',
@@ -349,13 +335,7 @@ describe.skipIf(skip)('incremental checkpoints of shared memory', () => {
   afterAll(sweep);
 
   it('write the pages of SysV segments that changed since the parent, and every checkpoint of the chain rolls back to its segments', async () => {
-    const { src, pid, ask: sum } = await startScript('segments', SEGMENTS);
-    const change = async () => {
-      const before = await sum();
-      await exec(src, ['kill', '-USR2', pid]);
-      for (let i = 0; i < 100 && (await sum()) === before; i++) await sleep(50);
-      expect(await sum()).not.toBe(before);
-    };
+    const { src, pid, ask: sum, change } = await startScript('segments', SEGMENTS);
     const ck1 = await checkpoint(src);
     const s1 = await sum();
     await change();
