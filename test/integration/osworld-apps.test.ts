@@ -80,14 +80,29 @@ describe.skipIf(skip)('osworld apps live-clone (real chromium, firefox-esr, Libr
       const shots = await Promise.all(guests.map((x) => x.screenshot()));
       for (const s of shots) expect(changed(before, s) / (W * H)).toBeLessThan(0.01);
       // Typing into copy 0 only.
-      const t = await guests[0]!.pyautogui("pyautogui.write('ONLY-IN-COPY-0 ONLY-IN-COPY-0'); pyautogui.moveTo(1275, 795)");
-      expect(t.returncode, t.error).toBe(0);
+      const type = async () => {
+        const t = await guests[0]!.pyautogui("pyautogui.write('ONLY-IN-COPY-0 ONLY-IN-COPY-0'); pyautogui.moveTo(1275, 795)");
+        expect(t.returncode, t.error).toBe(0);
+      };
       // A copy still busy after its restore (firefox-esr under the full suite's load) draws late: wait
       // for copy 0 to show the typing (10 s at most), then look at all three.
-      let s0 = await guests[0]!.screenshot();
-      for (let i = 0; i < 20 && app.name !== 'vlc' && changed(shots[0]!, s0) <= 300; i++) {
-        await sleep(500);
-        s0 = await guests[0]!.screenshot();
+      const shown = async () => {
+        let s = await guests[0]!.screenshot();
+        for (let i = 0; i < 20 && app.name !== 'vlc' && changed(shots[0]!, s) <= 300; i++) {
+          await sleep(500);
+          s = await guests[0]!.screenshot();
+        }
+        return s;
+      };
+      await type();
+      let s0 = await shown();
+      if (app.name !== 'vlc' && changed(shots[0]!, s0) <= 300) {
+        // Twice in CI (never alone, nor under two busy loops by hand) firefox-esr's copy showed nothing
+        // of the typing, 10 s on: the keys went nowhere. Typed once more, said here; a copy that never
+        // answers still fails below.
+        console.warn(`${app.name}: copy 0 showed nothing of the typing after 10 s; typing again`);
+        await type();
+        s0 = await shown();
       }
       await sleep(1500);
       const [s1, sSrc] = await Promise.all([guests[1]!.screenshot(), g.screenshot()]);
